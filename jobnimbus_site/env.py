@@ -1,0 +1,142 @@
+"""Read configuration from the environment, failing at start-up with the variable's name.
+
+Settings read the environment through these helpers and nothing else does. django-environ does the
+parsing; this module only makes every failure name the variable and the expected form, so a typo in a
+deployment stops the process with a message an operator can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+T = TypeVar("T")
+
+env = environ.Env()
+
+INSTANCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def _parse(name: str, expected: str, parse: Callable[[], T]) -> T:
+    try:
+        return parse()
+    except ImproperlyConfigured:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"{name} is malformed: expected {expected} ({exc})") from exc
+
+
+def read_str(name: str, default: str | None = None) -> str | None:
+    """Return the variable's text, or the default when it is unset or empty."""
+    value = env.str(name, default="")
+    return value if value != "" else default
+
+
+def read_required(name: str, why: str) -> str:
+    """Return the variable's text, or stop start-up saying why it is needed."""
+    value = read_str(name)
+    if value is None:
+        raise ImproperlyConfigured(f"{name} must be set: {why}")
+    return value
+
+
+def read_bool(name: str, default: bool) -> bool:
+    """Return a boolean from true/false, yes/no, on/off or 1/0."""
+    raw = read_str(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} is malformed: expected true or false, got {raw!r}")
+
+
+def read_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return an integer within the given bounds."""
+    raw = read_str(name)
+    if raw is None:
+        return default
+    value = _parse(name, "a whole number", lambda: int(raw))
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} is malformed: must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} is malformed: must be at most {maximum}, got {value}")
+    return value
+
+
+def read_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    """Return a number no smaller than minimum."""
+    raw = read_str(name)
+    if raw is None:
+        return default
+    value = _parse(name, "a number", lambda: float(raw))
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} is malformed: must be at least {minimum}, got {value}")
+    return value
+
+
+def read_list(name: str, default: list[str]) -> list[str]:
+    """Return a comma-separated list with blanks dropped."""
+    raw = read_str(name)
+    if raw is None:
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def read_db_url(name: str, default: str) -> dict[str, Any]:
+    """Return a Django DATABASES entry parsed from a database URL."""
+    raw = read_str(name, default) or default
+    expected = "a database URL such as postgres://user@host:5432/db or sqlite:///path"
+    if "://" not in raw:
+        raise ImproperlyConfigured(f"{name} is malformed: expected {expected}")
+    return _parse(name, expected, lambda: env.db_url_config(raw))
+
+
+def read_url(name: str, default: str, schemes: tuple[str, ...]) -> str:
+    """Return a URL whose scheme is one of schemes."""
+    raw = read_str(name, default) or default
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if scheme not in schemes:
+        raise ImproperlyConfigured(f"{name} is malformed: expected a URL starting {' or '.join(schemes)}://, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def read_redis_url() -> str:
+    """Return REDIS_URL, or one built from the plan's REDIS_HOST/PORT/PASSWORD/DB/TLS_ENABLED."""
+    schemes = ("redis", "rediss", "unix")
+    if read_str("REDIS_URL") is not None:
+        return read_url("REDIS_URL", "", schemes)
+    host = read_str("REDIS_HOST", "127.0.0.1")
+    port = read_int("REDIS_PORT", 6379, minimum=1, maximum=65535)
+    db = read_int("REDIS_DB", 0, minimum=0)
+    password = read_str("REDIS_PASSWORD")
+    scheme = "rediss" if read_bool("REDIS_TLS_ENABLED", False) else "redis"
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"{scheme}://{auth}{host}:{port}/{db}"
+
+
+def read_instances() -> dict[str, dict[str, str | None]]:
+    """Return the configured JobNimbus instances with their optional server-held key and webhook secret."""
+    names = read_list("JOBNIMBUS_INSTANCES", ["demo"])
+    if not names:
+        raise ImproperlyConfigured("JOBNIMBUS_INSTANCES is malformed: name at least one instance")
+    instances: dict[str, dict[str, str | None]] = {}
+    for name in names:
+        if not INSTANCE_NAME_RE.match(name):
+            raise ImproperlyConfigured(
+                f"JOBNIMBUS_INSTANCES is malformed: {name!r} is not a valid instance name "
+                "(letters, digits, '_' and '-', up to 64 characters)"
+            )
+        suffix = re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+        instances[name] = {
+            "api_key": read_str(f"JOBNIMBUS_API_KEY_{suffix}"),
+            "webhook_secret": read_str(f"JOBNIMBUS_WEBHOOK_SECRET_{suffix}"),
+        }
+    return instances

@@ -1,0 +1,184 @@
+"""Django settings, read from the environment only (see README "Configuration").
+
+Defaults make `make run` work on a fresh machine: SQLite, the local sandbox JobNimbus, Redis on
+localhost (or the embedded stand-in `make run` starts). Production sets DJANGO_DEBUG=false, which
+makes DJANGO_SECRET_KEY mandatory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from jobnimbus_site import env as e
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = e.read_bool("DJANGO_DEBUG", False)
+_secret = e.read_str("DJANGO_SECRET_KEY")
+if _secret is None and not DEBUG:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+SECRET_KEY = _secret or "dev-only-insecure-secret-key-change-me"
+ALLOWED_HOSTS = e.read_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = e.read_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "cacheops",
+    "mcp_tools",
+    "dashboard",
+    "sandbox",
+]
+
+MIDDLEWARE = [
+    "jobnimbus_site.logging.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "jobnimbus_site.urls"
+WSGI_APPLICATION = "jobnimbus_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": e.read_db_url("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+# --- Redis, cache and Celery -------------------------------------------------------------------
+REDIS_URL = e.read_redis_url()
+CACHE_ENABLED = e.read_bool("CACHE_ENABLED", True)
+# Short socket timeouts: with Redis gone a request must lose milliseconds, not seconds (issue 4).
+REDIS_SOCKET_TIMEOUT_S = e.read_float("REDIS_SOCKET_TIMEOUT_S", 0.25)
+REDIS_CONNECT_TIMEOUT_S = e.read_float("REDIS_CONNECT_TIMEOUT_S", 0.25)
+
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": e.read_str("CACHE_KEY_PREFIX", "") or "",
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT_S,
+            "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT_S,
+        },
+    }
+}
+
+CELERY_BROKER_URL = e.read_url("CELERY_BROKER_URL", REDIS_URL, ("redis", "rediss", "amqp", "amqps", "memory"))
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_TIME_LIMIT = e.read_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
+CELERY_TASK_SOFT_TIME_LIMIT = e.read_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+
+# --- JobNimbus ---------------------------------------------------------------------------------
+JOBNIMBUS_BASE_URL = e.read_url("JOBNIMBUS_BASE_URL", "https://app.jobnimbus.com/api1", ("http", "https"))
+JOBNIMBUS_INSTANCES = e.read_instances()
+JOBNIMBUS_CLIENT = {
+    "CONNECT_TIMEOUT_S": e.read_float("JOBNIMBUS_CONNECT_TIMEOUT_S", 3.05),
+    "READ_TIMEOUT_S": e.read_float("JOBNIMBUS_READ_TIMEOUT_S", 10.0),
+    "TOTAL_BUDGET_S": e.read_float("JOBNIMBUS_TOTAL_BUDGET_S", 20.0),
+    "MAX_RETRIES": e.read_int("JOBNIMBUS_MAX_RETRIES", 3, minimum=0, maximum=10),
+    "BACKOFF_BASE_S": e.read_float("JOBNIMBUS_BACKOFF_BASE_S", 0.25),
+    "BACKOFF_MAX_S": e.read_float("JOBNIMBUS_BACKOFF_MAX_S", 4.0),
+    "POOL_SIZE": e.read_int("JOBNIMBUS_POOL_SIZE", 32, minimum=1),
+}
+
+# --- Logging -----------------------------------------------------------------------------------
+LOG_LEVEL = (e.read_str("LOG_LEVEL", "INFO") or "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(f"LOG_LEVEL is malformed: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}")
+LOG_FORMAT = e.read_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT is malformed: expected text or json, got {LOG_FORMAT!r}")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "request_id": {"()": "jobnimbus_site.logging.RequestIdFilter"},
+        "redact": {"()": "jobnimbus_site.logging.RedactSecretsFilter"},
+    },
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id", "redact"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.server": {"level": "WARNING"}},
+}
+
+# --- DRF ---------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+}
