@@ -7,5 +7,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("mcp_tools.urls")),
+    path("", include("cacheops.urls")),
     path("", include("dashboard.urls")),
 ]

@@ -1,0 +1,109 @@
+"""The cache engine's public face. Everything outside `cacheops` calls only what is here.
+
+This first version is the bypass path (also what CACHE_ENABLED=false does): every read goes upstream.
+The engine (issue 4) replaces the bodies, not the signatures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from django.conf import settings
+
+CacheStatus = Literal["hit_l1", "hit_l2", "miss", "stale", "coalesced", "bypass"]
+
+
+@dataclass(frozen=True)
+class CacheScope:
+    """Who is asking: the JobNimbus instance and the tenant (an HMAC of the caller's API key)."""
+
+    instance: str
+    tenant: str
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """One cacheable read.
+
+    `entity` is the JobNimbus record type (contact, job, activity, task, file, estimate, invoice, workorder,
+    materialorder, product, payment, user, settings, webhook), `op` the operation (list, get, search, calendar,
+    ...) — together the key family. `policy` names the TTL windows (see cacheops.policies). `args` are the
+    tool's arguments (the engine normalises them: None and `defaults` dropped, keys sorted), `tags` the
+    invalidation tags built with `list_tag`/`record_tag`/`related_tag`, `tool` the MCP tool name for metrics.
+    """
+
+    scope: CacheScope
+    entity: str
+    op: str
+    policy: str
+    args: Mapping[str, Any]
+    tool: str
+    tags: Sequence[str] = field(default_factory=tuple)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CacheOutcome:
+    """A value and how it was obtained, for `_meta["jobnimbus-mcp/cache"]` and `X-Cache`."""
+
+    value: Any
+    status: CacheStatus
+    age_s: float | None = None
+    ttl_s: int | None = None
+
+    def meta(self) -> dict[str, Any]:
+        """Return the `_meta` block that MCP results carry."""
+        return {"status": self.status, "age_s": self.age_s, "ttl_s": self.ttl_s}
+
+
+def tenant_id(api_key: str) -> str:
+    """Return the tenant identity for an API key: an HMAC under the server secret, never the key itself."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()
+    return digest[:32]
+
+
+def list_tag(entity: str) -> str:
+    """Return the tag every list/search entry of an entity carries."""
+    return f"list:{entity}"
+
+
+def record_tag(jnid: str) -> str:
+    """Return the tag every entry that shows record `jnid` carries."""
+    return f"rec:{jnid}"
+
+
+def related_tag(parent_jnid: str) -> str:
+    """Return the tag every entry listing the children of `parent_jnid` carries."""
+    return f"rel:{parent_jnid}"
+
+
+def read_through(request: ReadRequest, fetch: Callable[[], Any]) -> CacheOutcome:
+    """Return the value for `request`, from cache when allowed, else from `fetch()`.
+
+    `fetch` raises `cacheops.errors.UpstreamUnavailableError` (or a subclass) when the source is down;
+    any other exception is the caller's problem and propagates unchanged, never cached.
+    """
+    return CacheOutcome(value=fetch(), status="bypass")
+
+
+def invalidate_tags(instance: str, tags: Iterable[str]) -> int:
+    """Drop every entry of `instance` (all tenants) carrying any of `tags`; return how many were dropped."""
+    return 0
+
+
+def guard_upstream(instance: str, call: Callable[[], Any]) -> Any:
+    """Run an upstream call (a write, or anything not cached) under the instance's JobNimbus breaker."""
+    return call()
+
+
+def apply_change(instance: str, entity: str, event: str, jnid: str | None, related: Sequence[str] = ()) -> int:
+    """Invalidate what a change touched, by the rules table; return the number of entries dropped.
+
+    `event` is created, updated or deleted; `related` the ids of parents/linked records (related[].id and
+    primary.id). Used by write tools (read-your-writes), webhooks and the poller alike.
+    """
+    return 0

@@ -1,0 +1,62 @@
+"""What a tool is, what it is called with, and what it returns.
+
+The protocol layer (`mcp_tools.protocol`) knows tools only through these types and
+`mcp_tools.catalog.registry`; tools know nothing of JSON-RPC or HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cacheops.api import CacheScope
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """The caller of one tool call: instance, key (never logged, hidden from repr), tenant id, request id."""
+
+    instance: str
+    api_key: str = field(repr=False)
+    tenant: str
+    request_id: str = "-"
+
+    @property
+    def scope(self) -> CacheScope:
+        return CacheScope(instance=self.instance, tenant=self.tenant)
+
+
+@dataclass
+class ToolResult:
+    """A tool's answer: `structured` is the JSON object (structuredContent), `text` the same for `content`."""
+
+    structured: dict[str, Any]
+    text: str
+    is_error: bool = False
+    cache: dict[str, Any] | None = None
+
+
+Handler = Callable[[ToolContext, dict[str, Any]], ToolResult]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool, declared once: the list, validation, docs and tests all read this."""
+
+    name: str
+    title: str
+    description: str
+    input_schema: Mapping[str, Any]
+    output_schema: Mapping[str, Any] | None
+    annotations: Mapping[str, Any]
+    handler: Handler
+    cache_entity: str | None = None  # the cache policy name; None for writes and uncached tools
+
+    @property
+    def read_only(self) -> bool:
+        return bool(self.annotations.get("readOnlyHint", False))
+
+
+class UnknownToolError(LookupError):
+    """No tool of that name is registered."""

@@ -1,0 +1,52 @@
+"""Typed JobNimbus errors. Each message tells a user what to do; none carries the API key."""
+
+from __future__ import annotations
+
+from cacheops.errors import UpstreamUnavailableError
+
+
+class JobNimbusError(Exception):
+    """Base of every error the client raises. `status` is the HTTP status when there was one."""
+
+    status: int | None = None
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class AuthError(JobNimbusError):
+    """JobNimbus refused the API key (401/403)."""
+
+    status = 401
+
+
+class NotFoundError(JobNimbusError):
+    """The record or path does not exist (404)."""
+
+    status = 404
+
+
+class ValidationError(JobNimbusError):
+    """JobNimbus rejected the request body or parameters (400, or 500 on a missing required field)."""
+
+    status = 400
+
+
+class RateLimitedError(JobNimbusError, UpstreamUnavailableError):
+    """JobNimbus answered 429. `retry_after_s` comes from Retry-After when present."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, status: int | None = None) -> None:
+        JobNimbusError.__init__(self, message, status=status)
+        self.retry_after_s = retry_after_s
+
+
+class UnavailableError(JobNimbusError, UpstreamUnavailableError):
+    """JobNimbus could not be reached or answered 5xx, or the time budget ran out."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, status: int | None = None) -> None:
+        JobNimbusError.__init__(self, message, status=status)
+        self.retry_after_s = retry_after_s

@@ -1,0 +1,9 @@
+"""Shared fixtures live in tests/fixtures/, one module per part of the system."""
+
+from __future__ import annotations
+
+pytest_plugins = [
+    "tests.fixtures.sandbox",
+    "tests.fixtures.redis",
+    "tests.fixtures.servers",
+]
