@@ -17,21 +17,39 @@ class JobNimbusError(Exception):
 
 
 class AuthError(JobNimbusError):
-    """JobNimbus refused the API key (401/403)."""
+    """JobNimbus refused the API key (401/403), or the key is malformed and was never sent."""
 
     status = 401
 
 
 class NotFoundError(JobNimbusError):
-    """The record or path does not exist (404)."""
+    """The record or path does not exist (404). `resource` and `jnid` say what was looked for."""
 
     status = 404
 
+    def __init__(
+        self, message: str, *, status: int | None = None, resource: str | None = None, jnid: str | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.resource = resource
+        self.jnid = jnid
+
 
 class ValidationError(JobNimbusError):
-    """JobNimbus rejected the request body or parameters (400, or 500 on a missing required field)."""
+    """JobNimbus rejected the request body or parameters (400, or 500 on a missing required field).
+
+    `upstream_message` is JobNimbus's own words, when it gave any.
+    """
 
     status = 400
+
+    def __init__(self, message: str, *, status: int | None = None, upstream_message: str | None = None) -> None:
+        super().__init__(message, status=status)
+        self.upstream_message = upstream_message
+
+
+class UnsupportedOperationError(ValidationError):
+    """The caller asked for a resource or operation JobNimbus has no endpoint for; nothing was sent upstream."""
 
 
 class RateLimitedError(JobNimbusError, UpstreamUnavailableError):
