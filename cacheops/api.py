@@ -104,6 +104,31 @@ def apply_change(instance: str, entity: str, event: str, jnid: str | None, relat
     """Invalidate what a change touched, by the rules table; return the number of entries dropped.
 
     `event` is created, updated or deleted; `related` the ids of parents/linked records (related[].id and
-    primary.id). Used by write tools (read-your-writes), webhooks and the poller alike.
+    primary.id). Used by write tools (read-your-writes), webhooks and the poller alike. Raises
+    `cacheops.rules.UnknownChangeError` (a ValueError) for an entity or event the rules table does not know.
     """
-    return 0
+    from cacheops.rules import tags_for  # rules builds its tags with this module's functions
+
+    return invalidate_tags(instance, tags_for(entity, event, jnid, related))
+
+
+def recent_webhook_deliveries(instance: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Return the latest stored webhook events of `instance`, newest first, as JSON-ready dicts."""
+    from cacheops.models import EventSource, InvalidationEvent  # models need the app registry
+
+    rows = InvalidationEvent.objects.filter(instance=instance, source=EventSource.WEBHOOK).order_by("-received", "-id")
+    return [
+        {
+            "event_id": row.pk,
+            "entity": row.entity,
+            "jnid": row.jnid,
+            "event": row.event,
+            "related": row.related,
+            "received": row.received.isoformat(),
+            "applied": row.applied.isoformat() if row.applied else None,
+            "keys_dropped": row.keys_dropped,
+            "duplicate_of": row.duplicate_of_id,
+            "error": row.error or None,
+        }
+        for row in rows[: max(0, limit)]
+    ]

@@ -182,3 +182,28 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
 }
+
+# --- Freshness (webhooks, polling, sweep: cacheops.events / webhooks / poller) -----------------
+CACHE_POLL_INTERVAL_S = e.read_int("CACHE_POLL_INTERVAL_S", 60, minimum=5)
+CACHE_SWEEP_INTERVAL_S = e.read_int("CACHE_SWEEP_INTERVAL_S", 60, minimum=5)
+CACHEOPS_FRESHNESS = {
+    "WEBHOOK_MAX_BYTES": e.read_int("CACHE_WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024),
+    "POLL_OVERLAP_S": e.read_int("CACHE_POLL_OVERLAP_S", 120, minimum=0),
+    # mcp_tools implements the upstream reader; cacheops may not import it (see cacheops.poller).
+    "CHANGE_SOURCE": "mcp_tools.change_source.build_change_source",
+}
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "poll-jobnimbus-changes": {
+            "task": "cacheops.poll_changes",
+            "schedule": float(CACHE_POLL_INTERVAL_S),
+            # A round that waited longer than one interval is superseded by the next one.
+            "options": {"expires": float(CACHE_POLL_INTERVAL_S)},
+        },
+        "sweep-unapplied-invalidation-events": {
+            "task": "cacheops.sweep_invalidation_events",
+            "schedule": float(CACHE_SWEEP_INTERVAL_S),
+            "options": {"expires": float(CACHE_SWEEP_INTERVAL_S)},
+        },
+    }
+)

@@ -1,0 +1,163 @@
+"""Change events: store first, then apply exactly through the rules table, claimed so only one worker applies.
+
+Every source (webhook, poll, manual) goes through `record_event`; `apply_event` is what the Celery task, the sweep
+and the inline fallback run. Applying means `cacheops.api.apply_change`, which drops the rules table's tags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import orjson
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+
+from cacheops import api
+from cacheops.freshness_conf import freshness_setting
+from cacheops.models import EventSource, InvalidationEvent
+from cacheops.rules import drops_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A normalised change report: what changed and which records it hangs off."""
+
+    instance: str
+    entity: str
+    event: str
+    jnid: str
+    related: Sequence[str] = field(default_factory=tuple)
+
+
+def digest_payload(instance: str, raw: bytes) -> str:
+    """Return the digest two deliveries of the same payload share."""
+    return hashlib.sha256(instance.encode() + b"\0" + raw).hexdigest()
+
+
+def digest_change(change: Change, version: object) -> str:
+    """Return a digest for a change identified by a record version (polling sees a version many times)."""
+    body = orjson.dumps([change.entity, change.event, change.jnid, list(change.related), version])
+    return digest_payload(change.instance, body)
+
+
+def record_event(change: Change, *, source: str, digest: str) -> InvalidationEvent:
+    """Store a change; a copy of a still-pending identical payload is stored as already handled.
+
+    A duplicate is only skipped while the original is unclaimed: the original's invalidation then runs after the
+    duplicate arrived and covers it. Once the original was applied a repeat is applied again, because the record
+    may have changed (and been re-cached) in between.
+    """
+    drops_for(change.entity, change.event)  # refuse what the rules table cannot apply before storing it
+    now = timezone.now()
+    original = _pending_original(change.instance, digest, now)
+    return InvalidationEvent.objects.create(
+        instance=change.instance,
+        entity=change.entity,
+        jnid=change.jnid,
+        event=change.event,
+        related=list(change.related),
+        source=source,
+        payload_digest=digest,
+        received=now,
+        duplicate_of=original,
+        applied=now if original else None,
+    )
+
+
+def _pending_original(instance: str, digest: str, now: object) -> InvalidationEvent | None:
+    window = timedelta(seconds=freshness_setting("DEDUP_WINDOW_S"))
+    return (
+        InvalidationEvent.objects.filter(
+            instance=instance,
+            payload_digest=digest,
+            received__gte=now - window,  # type: ignore[operator]
+            claimed_at__isnull=True,
+            applied__isnull=True,
+        )
+        .order_by("received")
+        .first()
+    )
+
+
+def claim_event(event_id: int) -> bool:
+    """Mark an unapplied event as being applied by this worker; return False when another has it or it is done."""
+    now = timezone.now()
+    lease_expired = now - timedelta(seconds=freshness_setting("CLAIM_LEASE_S"))
+    claimed = (
+        InvalidationEvent.objects.filter(pk=event_id, applied__isnull=True)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lease_expired))
+        .update(claimed_at=now, attempts=F("attempts") + 1)
+    )
+    return claimed == 1
+
+
+def apply_event(event_id: int) -> int | None:
+    """Apply one stored event if this worker can claim it; return keys dropped, or None when not ours to apply."""
+    if not claim_event(event_id):
+        return None
+    event = InvalidationEvent.objects.get(pk=event_id)
+    try:
+        dropped = api.apply_change(event.instance, event.entity, event.event, event.jnid or None, event.related)
+    # Whatever failed (Redis down, a bug), the event must stay visible and retryable rather than vanish with a
+    # worker's traceback: record why, release the claim, and let the sweep try again.
+    except Exception as exc:  # noqa: BLE001
+        log.warning("applying invalidation event %s failed: %s", event_id, exc)
+        _release(event_id, f"{type(exc).__name__}: {exc}")
+        return None
+    InvalidationEvent.objects.filter(pk=event_id).update(applied=timezone.now(), keys_dropped=dropped, error="")
+    return dropped
+
+
+def _release(event_id: int, error: str) -> None:
+    InvalidationEvent.objects.filter(pk=event_id).update(claimed_at=None, error=error[:2000])
+
+
+def dispatch_after_commit(event: InvalidationEvent) -> None:
+    """Queue the event's apply task once the row is committed (a worker must be able to read it)."""
+    if event.applied is not None:
+        return
+    event_id = event.pk
+    transaction.on_commit(lambda: dispatch(event_id))
+
+
+def dispatch(event_id: int) -> str:
+    """Queue the apply task; when the broker cannot take it, apply inline so the change is never lost."""
+    from cacheops.tasks import apply_invalidation_event
+
+    try:
+        apply_invalidation_event.apply_async(args=(event_id,), queue=freshness_setting("APPLY_QUEUE"), retry=False)
+    except (BrokerError, OSError) as exc:
+        log.warning("broker unavailable (%s); applying invalidation event %s inline", exc, event_id)
+        apply_event(event_id)
+        return "inline"
+    return "queued"
+
+
+def sweep_unapplied(*, min_age_s: float | None = None, limit: int | None = None) -> int:
+    """Apply stored events that never got applied (lost task, broker outage, crash); return how many were."""
+    age = freshness_setting("SWEEP_MIN_AGE_S") if min_age_s is None else min_age_s
+    cutoff = timezone.now() - timedelta(seconds=age)
+    ids = list(
+        InvalidationEvent.objects.filter(
+            applied__isnull=True, received__lte=cutoff, attempts__lt=freshness_setting("MAX_ATTEMPTS")
+        )
+        .order_by("received")
+        .values_list("pk", flat=True)[: limit or freshness_setting("SWEEP_BATCH")]
+    )
+    return sum(1 for event_id in ids if apply_event(event_id) is not None)
+
+
+def record_and_apply(change: Change, *, source: str = EventSource.MANUAL) -> InvalidationEvent:
+    """Store a change and apply it now, in this process (operators' `invalidate`, the poller)."""
+    event = record_event(change, source=source, digest=digest_change(change, timezone.now().isoformat()))
+    apply_event(event.pk)
+    event.refresh_from_db()
+    return event

@@ -1,0 +1,39 @@
+"""Freshness options: one namespaced settings dict (`CACHEOPS_FRESHNESS`) with defaults, read lazily.
+
+Read on every call rather than at import so `override_settings` works in tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Webhook bodies larger than this are refused with 413 (issue 5: 256 KB).
+    "WEBHOOK_MAX_BYTES": 256 * 1024,
+    # Signed webhooks: accepted timestamp skew, and how long a seen signature is remembered against replays.
+    "SIGNATURE_TOLERANCE_S": 300,
+    # Identical payloads received within this window while the first is still pending are applied once.
+    "DEDUP_WINDOW_S": 30,
+    # A claimed event whose worker vanished can be claimed again after this long.
+    "CLAIM_LEASE_S": 120,
+    # The sweep leaves fresh events to their own task for this long before re-applying them itself.
+    "SWEEP_MIN_AGE_S": 30,
+    "SWEEP_BATCH": 200,
+    "MAX_ATTEMPTS": 10,
+    # Polling: overlap behind the watermark (late writes, equal timestamps), page size and a page cap per run.
+    "POLL_OVERLAP_S": 120,
+    "POLL_PAGE_SIZE": 100,
+    "POLL_MAX_PAGES": 50,
+    # Dotted path to a factory `(instance, api_key) -> ChangeSource`; None disables polling.
+    "CHANGE_SOURCE": None,
+    # Celery queue for apply tasks; None uses the default queue.
+    "APPLY_QUEUE": None,
+}
+
+
+def freshness_setting(name: str) -> Any:
+    """Return the freshness option `name`, from settings.CACHEOPS_FRESHNESS or its default."""
+    configured = getattr(settings, "CACHEOPS_FRESHNESS", {})
+    return configured.get(name, DEFAULTS[name])

@@ -1,0 +1,139 @@
+"""The invalidation rules: ONE table, entity x event -> the tags a change drops.
+
+`cacheops` knows JobNimbus only here: which record types exist, what JobNimbus automations and record `type`
+fields call them, and which cached views a change to each one makes stale.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+
+from cacheops.api import list_tag, record_tag, related_tag
+
+# Records that hang off contacts and jobs through `related`/`primary` (a job's `primary` is its customer contact).
+LINKED_ENTITIES: tuple[str, ...] = (
+    "contact",
+    "job",
+    "activity",
+    "task",
+    "file",
+    "estimate",
+    "invoice",
+    "workorder",
+    "materialorder",
+    "payment",
+)
+# Records that link to nothing.
+STANDALONE_ENTITIES: tuple[str, ...] = ("product", "user", "settings", "webhook")
+ENTITIES: tuple[str, ...] = LINKED_ENTITIES + STANDALONE_ENTITIES
+EVENTS: tuple[str, ...] = ("created", "updated", "deleted")
+
+
+class Drop(enum.Enum):
+    """One kind of cached view a change makes stale."""
+
+    OWN_LISTS = "every list/search of the changed record's entity"
+    OWN_RECORD = "the changed record's detail (and every entry showing it)"
+    OWN_CHILDREN = "the lists of the changed record's children (files, notes, tasks... of a deleted job)"
+    PARENT_RECORDS = "the detail of each related/primary record (the job of a new file, the contact of a job)"
+    PARENT_CHILDREN = "the child lists of each related/primary record (get_attachments(job), get_jobs(contact))"
+
+
+_LINKED = frozenset({Drop.OWN_LISTS, Drop.OWN_RECORD, Drop.PARENT_RECORDS, Drop.PARENT_CHILDREN})
+_LINKED_DELETE = _LINKED | {Drop.OWN_CHILDREN}
+_STANDALONE = frozenset({Drop.OWN_LISTS, Drop.OWN_RECORD})
+
+# A change to a linked record also drops its parents' details and child lists. `created` drops the record tag
+# too: a cached "not found" or a search that included the id must not survive the creation. A deleted record also
+# takes its own child lists with it.
+RULES: Mapping[tuple[str, str], frozenset[Drop]] = {
+    **{
+        (entity, event): (_LINKED_DELETE if event == "deleted" else _LINKED)
+        for entity in LINKED_ENTITIES
+        for event in EVENTS
+    },
+    **{(entity, event): _STANDALONE for entity in STANDALONE_ENTITIES for event in EVENTS},
+}
+
+ENTITY_ALIASES: Mapping[str, str] = {
+    **{entity: entity for entity in ENTITIES},
+    **{f"{entity}s": entity for entity in ENTITIES if entity != "settings"},
+    # JobNimbus automation subjects and record `type` values.
+    "attachment": "file",
+    "attachments": "file",
+    "note": "activity",
+    "notes": "activity",
+    "activities": "activity",
+    "work order": "workorder",
+    "work_order": "workorder",
+    "work-order": "workorder",
+    "work orders": "workorder",
+    "material order": "materialorder",
+    "material_order": "materialorder",
+    "material-order": "materialorder",
+    "material orders": "materialorder",
+    "setting": "settings",
+}
+
+EVENT_ALIASES: Mapping[str, str] = {
+    "created": "created",
+    "create": "created",
+    "new": "created",
+    "updated": "updated",
+    "update": "updated",
+    "modified": "updated",
+    "changed": "updated",
+    # JobNimbus's "Created or Modified" trigger cannot tell which; updated drops the same tags here.
+    "created or modified": "updated",
+    "deleted": "deleted",
+    "delete": "deleted",
+    "removed": "deleted",
+}
+
+
+class UnknownChangeError(ValueError):
+    """The entity or event of a change is not one the rules table knows."""
+
+
+def normalize_entity(raw: str) -> str | None:
+    """Return the entity a JobNimbus type name stands for (Attachment → file), or None when unknown."""
+    return ENTITY_ALIASES.get(" ".join(raw.strip().lower().split()))
+
+
+def normalize_event(raw: str) -> str | None:
+    """Return created/updated/deleted for an event name in any of its spellings, or None when unknown."""
+    return EVENT_ALIASES.get(" ".join(raw.strip().lower().split()))
+
+
+def drops_for(entity: str, event: str) -> frozenset[Drop]:
+    """Return what a change of `entity` by `event` makes stale; raise UnknownChangeError when not in the table."""
+    try:
+        return RULES[(entity, event)]
+    except KeyError:
+        raise UnknownChangeError(
+            f"no invalidation rule for entity {entity!r} and event {event!r}; "
+            f"entities: {', '.join(ENTITIES)}; events: {', '.join(EVENTS)}"
+        ) from None
+
+
+def tags_for(entity: str, event: str, jnid: str | None, related: Sequence[str] = ()) -> list[str]:
+    """Return the tags to drop for one change, without duplicates, in a stable order."""
+    drops = drops_for(entity, event)
+    parents = [parent for parent in _unique(related) if parent and parent != jnid]
+    tags: list[str] = []
+    if Drop.OWN_LISTS in drops:
+        tags.append(list_tag(entity))
+    if jnid and Drop.OWN_RECORD in drops:
+        tags.append(record_tag(jnid))
+    if jnid and Drop.OWN_CHILDREN in drops:
+        tags.append(related_tag(jnid))
+    if Drop.PARENT_RECORDS in drops:
+        tags.extend(record_tag(parent) for parent in parents)
+    if Drop.PARENT_CHILDREN in drops:
+        tags.extend(related_tag(parent) for parent in parents)
+    return tags
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))

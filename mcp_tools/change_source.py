@@ -1,0 +1,76 @@
+"""The JobNimbus side of change polling: list records updated since a time, in cacheops's ChangeSource shape.
+
+Named by dotted path in settings (CACHEOPS_FRESHNESS["CHANGE_SOURCE"]) because cacheops may not import mcp_tools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cacheops.poller import ChangedRecord, ChangePage
+from mcp_tools.jobnimbus.client import JobNimbusClient
+from mcp_tools.jobnimbus.filters import must, range_
+
+# Record types JobNimbus lists with a `date_updated` on every record (users and settings have none).
+POLLED_RESOURCES: Mapping[str, str] = {
+    "contact": "contacts",
+    "job": "jobs",
+    "activity": "activities",
+    "task": "tasks",
+    "file": "files",
+    "estimate": "estimates",
+    "invoice": "invoices",
+    "workorder": "workorders",
+    "materialorder": "materialorders",
+    "product": "products",
+    "payment": "payments",
+}
+
+
+class JobNimbusChangeSource:
+    """List changed records of one account through the JobNimbus client."""
+
+    entities: Sequence[str] = tuple(POLLED_RESOURCES)
+
+    def __init__(self, client: JobNimbusClient) -> None:
+        self._client = client
+
+    def changed_since(self, entity: str, since: int, *, offset: int, size: int) -> ChangePage:
+        """Return one page of `entity` records with date_updated >= since, oldest change first."""
+        page = self._client.list(
+            POLLED_RESOURCES[entity],
+            size=size,
+            from_=offset,
+            sort_field="date_updated",
+            sort_direction="asc",
+            filter=must(range_("date_updated", gte=since)),
+        )
+        records = [changed for record in page.records if (changed := to_changed_record(record)) is not None]
+        return ChangePage(total=page.count, records=records)
+
+
+def to_changed_record(record: Mapping[str, Any]) -> ChangedRecord | None:
+    """Return what polling needs of a JobNimbus record, or None when it lacks an id or a date_updated."""
+    jnid, updated = record.get("jnid"), record.get("date_updated")
+    if not isinstance(jnid, str) or not isinstance(updated, int | float):
+        return None
+    created = record.get("date_created")
+    return ChangedRecord(
+        jnid=jnid,
+        date_updated=int(updated),
+        is_active=record.get("is_active") is not False,
+        date_created=int(created) if isinstance(created, int | float) else None,
+        related=_linked_ids(record),
+    )
+
+
+def _linked_ids(record: Mapping[str, Any]) -> tuple[str, ...]:
+    links = [*(record.get("related") or []), record.get("primary") or {}]
+    ids = [link.get("id") for link in links if isinstance(link, dict)]
+    return tuple(dict.fromkeys(link for link in ids if isinstance(link, str) and link))
+
+
+def build_change_source(instance: str, api_key: str) -> JobNimbusChangeSource:
+    """Return the change source for one instance's server-held key (the ChangeSource factory)."""
+    return JobNimbusChangeSource(JobNimbusClient(api_key))
