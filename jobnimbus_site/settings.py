@@ -7,6 +7,7 @@ makes DJANGO_SECRET_KEY mandatory.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -182,6 +183,21 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
 }
+
+# --- MCP (protocol face: mcp_tools.views, mcp_tools.protocol) ----------------------------------
+# Origins a browser-borne request may come from (DNS-rebinding defence). An entry without a port
+# matches that scheme and host on any port; "*" allows every origin. Requests without Origin pass.
+MCP_ALLOWED_ORIGINS = e.read_list(
+    "MCP_ALLOWED_ORIGINS", ["http://localhost", "http://127.0.0.1", "http://[::1]", "https://localhost"]
+)
+MCP_MAX_BODY_BYTES = e.read_int("MCP_MAX_BODY_BYTES", 1_048_576, minimum=1024)
+MCP_THROTTLE_RATE = e.read_str("MCP_THROTTLE_RATE", "600/min") or "600/min"
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", MCP_THROTTLE_RATE):
+    raise ImproperlyConfigured(f"MCP_THROTTLE_RATE is malformed: expected N/second|minute|hour|day, got {MCP_THROTTLE_RATE!r}")
+MCP_TOOLS_PAGE_SIZE = e.read_int("MCP_TOOLS_PAGE_SIZE", 100, minimum=1, maximum=1000)
+# How long clients may cache tools/list and server/discover (2026-07-28 ttlMs): the catalog only
+# changes with a deploy.
+MCP_LIST_TTL_MS = e.read_int("MCP_LIST_TTL_MS", 300_000, minimum=0)
 
 # --- Freshness (webhooks, polling, sweep: cacheops.events / webhooks / poller) -----------------
 CACHE_POLL_INTERVAL_S = e.read_int("CACHE_POLL_INTERVAL_S", 60, minimum=5)

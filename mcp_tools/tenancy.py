@@ -1,0 +1,113 @@
+"""Who is calling: the JobNimbus instance and API key from the request headers, and the tenant id.
+
+Decisions:
+- The handshake (`initialize`, `ping`, `server/discover`) and `tools/list` are answered without a key, so
+  inspectors and `claude mcp add` can connect and show the catalog; `tools/call` needs a key. A key that is
+  sent but malformed is refused on every method, so a typo shows up at connect time, not at the first call.
+- A server-held key (JOBNIMBUS_API_KEY_<NAME>) is NOT used for callers who bring none: anyone who can reach
+  the server would otherwise act with the account's key. Callers always bring their own; the server-held
+  key is for the poller and warming only.
+- The tenant id is `cacheops.api.tenant_id(key)` (an HMAC), so the cache is partitioned by key and the key
+  itself is never stored or logged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from cacheops.api import tenant_id
+from mcp_tools.catalog.base import ToolContext
+from mcp_tools.protocol.errors import BadRequest, Unauthorized
+
+INSTANCE_HEADER = "X-JobNimbus-Instance"
+KEY_HEADER = "X-JobNimbus-Api-Key"
+_KEY_FORMAT = re.compile(r"[A-Za-z0-9_-]{16,256}")
+_AUTH_REALM = 'Bearer realm="jobnimbus-mcp"'
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The headers' claims, checked for form: instance (None when not yet decidable) and key (None when absent)."""
+
+    instance: str | None
+    api_key: str | None = field(repr=False)
+
+    @property
+    def tenant(self) -> str | None:
+        """Return the tenant id, or None for a caller without a key."""
+        return tenant_id(self.api_key) if self.api_key is not None else None
+
+    def tool_context(self, request_id: str) -> ToolContext:
+        """Return the context a tool call runs in; raise 401/400 when the key or instance is missing."""
+        if self.api_key is None:
+            raise missing_key()
+        return ToolContext(
+            instance=require_instance(self.instance),
+            api_key=self.api_key,
+            tenant=tenant_id(self.api_key),
+            request_id=request_id,
+        )
+
+
+def resolve_caller(request: HttpRequest) -> Caller:
+    """Return the caller named by the request's headers; raise 400 for an unknown instance, 401 for a bad key."""
+    return Caller(instance=_instance(request), api_key=_api_key(request))
+
+
+def require_instance(instance: str | None) -> str:
+    """Return the instance, or raise 400 naming the configured ones when the request did not name one."""
+    if instance is not None:
+        return instance
+    raise BadRequest(
+        f"Send the {INSTANCE_HEADER} header naming your JobNimbus account: one of {_allowed()}",
+        data={"header": INSTANCE_HEADER, "allowed": sorted(settings.JOBNIMBUS_INSTANCES)},
+    )
+
+
+def missing_key() -> Unauthorized:
+    """Return the 401 for a call without a JobNimbus API key."""
+    return Unauthorized(
+        f"Send your JobNimbus API key in the {KEY_HEADER} header (or Authorization: Bearer <key>)",
+        headers={"WWW-Authenticate": _AUTH_REALM},
+        data={"header": KEY_HEADER},
+    )
+
+
+def _instance(request: HttpRequest) -> str | None:
+    configured = settings.JOBNIMBUS_INSTANCES
+    named = request.headers.get(INSTANCE_HEADER, "").strip()
+    if not named:
+        return next(iter(configured)) if len(configured) == 1 else None
+    if named in configured:
+        return named
+    raise BadRequest(
+        f"Unknown JobNimbus instance {named[:64]!r} in {INSTANCE_HEADER}; configured instances: {_allowed()}",
+        data={"header": INSTANCE_HEADER, "allowed": sorted(configured)},
+    )
+
+
+def _api_key(request: HttpRequest) -> str | None:
+    key = request.headers.get(KEY_HEADER, "").strip() or _bearer(request.headers.get("Authorization", ""))
+    if not key:
+        return None
+    if not _KEY_FORMAT.fullmatch(key):
+        raise Unauthorized(
+            f"The JobNimbus API key in {KEY_HEADER} (or Authorization: Bearer) is malformed: "
+            "expected 16 to 256 letters, digits, '_' or '-'",
+            headers={"WWW-Authenticate": f'{_AUTH_REALM}, error="invalid_token"'},
+            data={"header": KEY_HEADER},
+        )
+    return key
+
+
+def _bearer(authorization: str) -> str:
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _allowed() -> str:
+    return ", ".join(sorted(settings.JOBNIMBUS_INSTANCES))

@@ -1,0 +1,64 @@
+"""Per-tenant request throttling: DRF's sliding-window throttle, keyed by the tenant id, failing open."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import RedisError
+from rest_framework.throttling import SimpleRateThrottle
+
+from cacheops.errors import CacheBackendError
+from mcp_tools.protocol.errors import Throttled
+
+logger = logging.getLogger(__name__)
+
+
+class TenantRateThrottle(SimpleRateThrottle):
+    """Allow MCP_THROTTLE_RATE requests per tenant.
+
+    The history lives in Django's cache (Redis), so the limit holds across processes. When Redis fails the
+    request is allowed: throttling protects JobNimbus from one noisy tenant, it must not take the server down.
+    """
+
+    scope = "mcp_tenant"
+
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
+        super().__init__()
+
+    def get_rate(self) -> str:
+        return str(settings.MCP_THROTTLE_RATE)
+
+    def get_cache_key(self, request: Any, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.tenant}
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except (ConnectionInterrupted, CacheBackendError, RedisError, OSError) as exc:
+            logger.warning("throttle skipped, cache unavailable: %s", type(exc).__name__)
+            return True
+
+
+def enforce(request: HttpRequest, tenant: str | None) -> None:
+    """Raise 429 with Retry-After when the tenant has used up its rate.
+
+    Callers without a key are not counted: they can only list tools and shake hands, which never reach
+    JobNimbus, and keying them by address would make every client behind one NAT share a budget.
+    """
+    if tenant is None:
+        return
+    throttle = TenantRateThrottle(tenant)
+    if throttle.allow_request(request, None):
+        return
+    wait = throttle.wait()
+    retry_after = max(1, round(wait)) if wait is not None else 1
+    raise Throttled(
+        f"Too many requests for this API key; retry in {retry_after} s (limit {throttle.rate})",
+        headers={"Retry-After": str(retry_after)},
+        data={"retry_after_s": retry_after},
+    )
