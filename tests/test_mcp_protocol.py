@@ -116,13 +116,14 @@ def test_tools_list_pages_with_opaque_cursors(client: Client, settings: Any, fak
     names: list[str] = []
     cursor = None
     for _ in range(5):
-        params = {"cursor": cursor} if cursor else {}
+        params: dict[str, Any] = {"cursor": cursor} if cursor else {}
         result = post(client, rpc("tools/list", params)).json()["result"]
         names += [tool["name"] for tool in result["tools"]]
         cursor = result.get("nextCursor")
         if cursor is None:
             break
-        assert cursor.isascii() and not cursor.isdigit()  # opaque, not a bare offset
+        assert cursor.isascii()
+        assert not cursor.isdigit()
     assert names == [spec.name for spec in fake_catalog.specs]
 
 
@@ -143,7 +144,8 @@ def test_tools_call_returns_text_structured_and_cache_meta(client: Client, fake_
     assert result["_meta"]["jobnimbus-mcp/cache"] == {"status": "hit_l2", "age_s": 3.5, "ttl_s": 60}
     ctx = fake_catalog.calls[0][0]
     assert ctx.instance == "demo"
-    assert len(ctx.tenant) == 32 and ctx.api_key not in ctx.tenant
+    assert len(ctx.tenant) == 32
+    assert ctx.api_key not in ctx.tenant
 
 
 def test_tools_call_accepts_bearer_key(client: Client, fake_catalog: FakeCatalog) -> None:
@@ -173,7 +175,8 @@ def test_crashing_tool_is_generic_error_without_traceback(client: Client, caplog
     result = response.json()["result"]
     assert result["isError"] is True
     text = result["content"][0]["text"]
-    assert "secret internals" not in text and "Traceback" not in text
+    assert "secret internals" not in text
+    assert "Traceback" not in text
     assert response["X-Request-ID"] in text
     assert any("boom failed unexpectedly" in r.getMessage() for r in caplog.records)
 
@@ -346,7 +349,8 @@ def test_discover_lists_versions_and_cache_directives(client: Client) -> None:
     assert result["supportedVersions"] == ["2025-03-26", "2025-06-18", "2025-11-25", MODERN]
     assert result["resultType"] == "complete"
     assert result["capabilities"] == {"tools": {"listChanged": False}}
-    assert result["cacheScope"] == "public" and result["ttlMs"] > 0
+    assert result["cacheScope"] == "public"
+    assert result["ttlMs"] > 0
     assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "jobnimbus-mcp"
     assert "contact" in result["instructions"]
 

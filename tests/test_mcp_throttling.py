@@ -1,0 +1,63 @@
+"""Per-tenant throttling: a real Redis counts, a dead Redis lets requests through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from django.test import Client
+from django_redis.cache import RedisCache
+
+from mcp_tools.throttling import TenantRateThrottle
+from tests.fixtures.servers import new_api_key
+
+pytestmark = pytest.mark.usefixtures("fake_catalog")
+
+CALL = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {}}})
+
+
+def post(client: Client, key: str | None) -> Any:
+    headers = {"X-JobNimbus-Api-Key": key} if key else {}
+    return client.post("/mcp", data=CALL, content_type="application/json", headers=headers)
+
+
+@pytest.mark.redis
+def test_tenant_over_its_rate_gets_429_with_retry_after(client: Client, settings: Any) -> None:
+    settings.MCP_THROTTLE_RATE = "2/min"
+    key = new_api_key()
+    assert [post(client, key).status_code for _ in range(2)] == [200, 200]
+    refused = post(client, key)
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert refused.json()["error"]["data"]["retry_after_s"] == int(refused["Retry-After"])
+    assert post(client, new_api_key()).status_code == 200  # another tenant has its own budget
+
+
+@pytest.mark.redis
+def test_compat_endpoint_shares_the_budget(client: Client, settings: Any) -> None:
+    settings.MCP_THROTTLE_RATE = "1/min"
+    key = new_api_key()
+    assert post(client, key).status_code == 200
+    body = orjson.dumps({"name": "echo", "arguments": {"text": "x"}})
+    refused = client.post(
+        "/mcp/tools/call", data=body, content_type="application/json", headers={"X-JobNimbus-Api-Key": key}
+    )
+    assert refused.status_code == 429
+    assert refused.json()["success"] is False
+    assert "Retry-After" in refused
+
+
+def test_callers_without_key_are_not_counted(client: Client, settings: Any) -> None:
+    settings.MCP_THROTTLE_RATE = "1/min"
+    ping = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    statuses = {client.post("/mcp", data=ping, content_type="application/json").status_code for _ in range(3)}
+    assert statuses == {200}
+
+
+def test_dead_redis_fails_open(client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = RedisCache("redis://127.0.0.1:1/0", {"OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2}})
+    monkeypatch.setattr(TenantRateThrottle, "cache", dead)
+    settings.MCP_THROTTLE_RATE = "1/min"
+    key = new_api_key()
+    assert [post(client, key).status_code for _ in range(3)] == [200, 200, 200]
