@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from django.conf import settings
@@ -36,11 +37,19 @@ class TenantRateThrottle(SimpleRateThrottle):
     def get_cache_key(self, request: Any, view: Any) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.tenant}
 
+    # After a cache failure the throttle stands aside for a while, so a Redis that hangs until its socket
+    # timeout costs one request that delay, not every request (shared by the threads of this process).
+    pause_after_failure_s = 30.0
+    _paused_until = 0.0
+
     def allow_request(self, request: Any, view: Any) -> bool:
+        if time.monotonic() < TenantRateThrottle._paused_until:
+            return True
         try:
             return super().allow_request(request, view)
         except (ConnectionInterrupted, CacheBackendError, RedisError, OSError) as exc:
-            logger.warning("throttle skipped, cache unavailable: %s", type(exc).__name__)
+            logger.warning("throttle paused for %.0f s, cache unavailable: %s", self.pause_after_failure_s, exc)
+            TenantRateThrottle._paused_until = time.monotonic() + self.pause_after_failure_s
             return True
 
 

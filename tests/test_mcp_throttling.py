@@ -17,6 +17,11 @@ pytestmark = pytest.mark.usefixtures("fake_catalog")
 CALL = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {}}})
 
 
+@pytest.fixture(autouse=True)
+def _throttle_not_paused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(TenantRateThrottle, "_paused_until", 0.0)
+
+
 def post(client: Client, key: str | None) -> Any:
     headers = {"X-JobNimbus-Api-Key": key} if key else {}
     return client.post("/mcp", data=CALL, content_type="application/json", headers=headers)
@@ -55,9 +60,22 @@ def test_callers_without_key_are_not_counted(client: Client, settings: Any) -> N
     assert statuses == {200}
 
 
-def test_dead_redis_fails_open(client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    dead = RedisCache("redis://127.0.0.1:1/0", {"OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2}})
+class CountingDeadCache(RedisCache):
+    """A django-redis cache on a port where nothing listens, counting the attempts."""
+
+    def __init__(self) -> None:
+        super().__init__("redis://127.0.0.1:1/0", {"OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2}})
+        self.attempts = 0
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        self.attempts += 1
+        return super().get(*args, **kwargs)
+
+
+def test_dead_redis_fails_open_and_pauses(client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = CountingDeadCache()
     monkeypatch.setattr(TenantRateThrottle, "cache", dead)
     settings.MCP_THROTTLE_RATE = "1/min"
     key = new_api_key()
     assert [post(client, key).status_code for _ in range(3)] == [200, 200, 200]
+    assert dead.attempts == 1  # after the first failure the throttle stands aside instead of retrying Redis
