@@ -6,6 +6,7 @@ A view parses and answers; the protocol package decides, the catalog runs tools.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -117,27 +118,41 @@ def _rpc_problem(problem: HttpProblem, rpc_id: RequestId | None) -> HttpResponse
 @csrf_exempt
 def compat_tools_list(request: HttpRequest) -> HttpResponse:
     """Answer `POST /mcp/tools/list` in the plain shape: `{"success": true, "data": {"tools": [...]}}`."""
-    try:
-        read_json_body(request, allow_empty=True)
-        caller = resolve_caller(request)
-        throttling.enforce(request, caller.tenant)
-        return _json({"success": True, "data": {"tools": tools.all_tools_json()}})
-    except HttpProblem as problem:
-        return _compat_problem(problem)
+    return _compat(request, _compat_list)
 
 
 @csrf_exempt
 def compat_tools_call(request: HttpRequest) -> HttpResponse:
     """Answer `POST /mcp/tools/call {"name", "arguments"}` with `success`/`data` or `success`/`error`."""
+    return _compat(request, _compat_call)
+
+
+def _compat(request: HttpRequest, work: Callable[[HttpRequest], HttpResponse]) -> HttpResponse:
+    """Run a compatibility endpoint; every failure becomes `{"success": false, "error": ...}` with its status."""
     try:
-        name, arguments = _compat_call_body(read_json_body(request))
-        caller = resolve_caller(request)
-        throttling.enforce(request, caller.tenant)
-        ctx = caller.tool_context(request_id_var.get())
-        _require_tool(name)
-        return _compat_result(tools.run_tool(ctx, name, arguments))
+        return work(request)
     except HttpProblem as problem:
         return _compat_problem(problem)
+    except Exception:
+        logger.exception("%s failed unexpectedly", request.path)
+        message = f"Internal error (request id {request_id_var.get()}); the server log has the details"
+        return _json({"success": False, "error": message}, status=500)
+
+
+def _compat_list(request: HttpRequest) -> HttpResponse:
+    read_json_body(request, allow_empty=True)
+    caller = resolve_caller(request)
+    throttling.enforce(request, caller.tenant)
+    return _json({"success": True, "data": {"tools": tools.all_tools_json()}})
+
+
+def _compat_call(request: HttpRequest) -> HttpResponse:
+    name, arguments = _compat_call_body(read_json_body(request))
+    caller = resolve_caller(request)
+    throttling.enforce(request, caller.tenant)
+    ctx = caller.tool_context(request_id_var.get())
+    _require_tool(name)
+    return _compat_result(tools.run_tool(ctx, name, arguments))
 
 
 def _compat_call_body(body: bytes) -> tuple[str, dict[str, Any]]:

@@ -96,3 +96,15 @@ def test_wrong_content_type_is_415(client: Client) -> None:
 def test_foreign_origin_is_403(client: Client) -> None:
     response = call(client, {"name": "echo", "arguments": {"text": "x"}}, headers={"Origin": "https://evil.example"})
     assert response.status_code == 403
+
+
+def test_unexpected_failure_is_json_500_without_details(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> Any:
+        raise KeyError("secret internals")
+
+    monkeypatch.setattr("mcp_tools.protocol.tools.all_tools_json", broken)
+    response = client.generic("POST", "/mcp/tools/list")
+    assert response.status_code == 500
+    assert response.json()["success"] is False
+    assert response["X-Request-ID"] in response.json()["error"]
+    assert "secret" not in response.content.decode()

@@ -181,6 +181,22 @@ def test_crashing_tool_is_generic_error_without_traceback(client: Client, caplog
     assert any("boom failed unexpectedly" in r.getMessage() for r in caplog.records)
 
 
+def test_unexpected_failure_outside_a_tool_is_32603_without_details(
+    client: Client, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    def broken(cursor: Any) -> Any:
+        raise KeyError("secret internals")
+
+    monkeypatch.setattr("mcp_tools.protocol.tools.list_page", broken)
+    response = post(client, rpc("tools/list", rpc_id="r1"))
+    body = response.json()
+    assert body["id"] == "r1"
+    assert body["error"]["code"] == -32603
+    assert response["X-Request-ID"] in body["error"]["message"]
+    assert "secret" not in response.content.decode()
+    assert any("tools/list failed unexpectedly" in r.getMessage() for r in caplog.records)
+
+
 # --- Protocol negatives ------------------------------------------------------------------------------
 
 
