@@ -223,3 +223,7 @@ CELERY_BEAT_SCHEDULE.update(
         },
     }
 )
+
+# --- Tool catalog (mcp_tools.catalog) ------------------------------------------------------------
+# Where JobNimbus automations reach this server: get_webhooks builds <base>/webhooks/jobnimbus/<instance>.
+PUBLIC_BASE_URL = e.read_url("PUBLIC_BASE_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/")

@@ -1,0 +1,126 @@
+"""Account-wide tools: users, settings (workflows, statuses, types), and the webhook set-up for this instance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from cacheops.api import list_tag, recent_webhook_deliveries
+from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec
+from mcp_tools.catalog.declare import READ, SHAPING_PROPS, object_schema
+from mcp_tools.catalog.runtime import Args, account_settings, cached, client, result
+from mcp_tools.shaping import DETAIL_OUTPUT_SCHEMA, LIST_OUTPUT_SCHEMA, detail_result, list_result
+
+WEBHOOK_EVENTS = ("Contact", "Job", "Task", "Activity", "Attachment", "Work Order", "Material Order")
+
+
+def _users(ctx: ToolContext, args: Args) -> ToolResult:
+    api = client(ctx)
+    users, meta = cached(
+        ctx, "get_users", entity="user", op="list", policy="users", args=args, tags=[list_tag("user")], fetch=api.users
+    )
+    page = users[args["from"] : args["from"] + args["size"]]
+    return result(list_result(len(users), page, args, "user"), meta)
+
+
+def _account_settings(ctx: ToolContext, args: Args) -> ToolResult:
+    value, meta = account_settings(ctx, "get_account_settings")
+    return result(detail_result(value, "settings", {**args, "verbosity": "raw"}), meta)
+
+
+def _webhooks(ctx: ToolContext, args: Args) -> ToolResult:
+    limit = args["limit"]
+    deliveries, meta = cached(
+        ctx,
+        "get_webhooks",
+        entity="webhook",
+        op="list",
+        policy="webhooks",
+        args=args,
+        tags=[list_tag("webhook")],
+        fetch=lambda: recent_webhook_deliveries(ctx.instance, limit),
+    )
+    return result({**webhook_setup(ctx.instance), "recent_deliveries": deliveries}, meta)
+
+
+def webhook_setup(instance: str) -> dict[str, Any]:
+    """Return how to point a JobNimbus automation at this server for `instance`."""
+    url = f"{settings.PUBLIC_BASE_URL}/webhooks/jobnimbus/{instance}"
+    return {
+        "instance": instance,
+        "url": url,
+        "method": "POST",
+        "headers": {"X-Webhook-Token": f"<the webhook secret configured for {instance} (JOBNIMBUS_WEBHOOK_SECRET_*)>"},
+        "body": {"event": "{{event}}", "type": "{{type}}", "jnid": "{{jnid}}"},
+        "how_to": (
+            "In JobNimbus: Settings → Automations → new automation 'When <record> is Created or Modified' (and one "
+            "for Deleted), action 'Webhook POST' to the url above, with a custom header X-Webhook-Token set to the "
+            "instance's webhook secret, and a JSON body carrying the record's jnid and type (merge tokens). "
+            f"Make one per record type: {', '.join(WEBHOOK_EVENTS)}."
+        ),
+    }
+
+
+WEBHOOKS_OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "instance": {"type": "string"},
+        "url": {"type": "string"},
+        "method": {"type": "string"},
+        "headers": {"type": "object"},
+        "body": {"type": "object"},
+        "how_to": {"type": "string"},
+        "recent_deliveries": {"type": "array", "items": {"type": "object"}},
+    },
+    "required": ["instance", "url", "headers", "recent_deliveries"],
+}
+PAGE_PROPS = {
+    "from": {"type": "integer", "minimum": 0, "default": 0},
+    "size": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+}
+
+TOOLS: list[ToolSpec] = [
+    ToolSpec(
+        "get_users",
+        "List users",
+        "List the account's users (staff): id, name, email, active. Sales reps and task assignees are users.",
+        object_schema({**PAGE_PROPS, **SHAPING_PROPS}),
+        LIST_OUTPUT_SCHEMA,
+        READ,
+        _users,
+        "users",
+    ),
+    ToolSpec(
+        "get_account_settings",
+        "Account settings",
+        "Return the account's workflows with their statuses (for contacts, jobs, work orders), file types, task "
+        "types, activity types and lead sources: the valid values for status, record_type_name, file_type.",
+        object_schema({}),
+        DETAIL_OUTPUT_SCHEMA,
+        READ,
+        _account_settings,
+        "settings",
+    ),
+    ToolSpec(
+        "get_webhooks",
+        "Webhook set-up",
+        "Return the webhook URL to paste into a JobNimbus automation for this instance (so the cache learns of "
+        "changes at once), the X-Webhook-Token header to set, the body to send, and the latest deliveries received.",
+        object_schema(
+            {
+                "limit": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 100,
+                    "default": 10,
+                    "description": "How many recent deliveries to show.",
+                }
+            }
+        ),
+        WEBHOOKS_OUTPUT,
+        READ,
+        _webhooks,
+        "webhooks",
+    ),
+]

@@ -1,0 +1,108 @@
+"""The one registry of tools: list them, find one, and call one with validated arguments.
+
+Every failure a caller can cause or JobNimbus can report becomes an `is_error` result here, in one place;
+a tool handler never formats its own errors.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from cacheops.errors import UpstreamUnavailableError
+from mcp_tools.catalog import account, activities, contacts, financial, jobs
+from mcp_tools.catalog.args import ArgumentError
+from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec, UnknownToolError
+from mcp_tools.catalog.validation import first_error, validator_for
+from mcp_tools.jobnimbus.errors import AuthError, JobNimbusError, NotFoundError, ValidationError
+
+logger = logging.getLogger(__name__)
+
+_MODULES = (contacts, jobs, activities, financial, account)
+
+
+@cache
+def _tools() -> dict[str, ToolSpec]:
+    specs = [spec for module in _MODULES for spec in module.TOOLS]
+    by_name = {spec.name: spec for spec in specs}
+    if len(by_name) != len(specs):
+        raise RuntimeError("two tools share a name")
+    return by_name
+
+
+@cache
+def _validator(name: str) -> Draft202012Validator:
+    return validator_for(_tools()[name].input_schema)
+
+
+def all_tools() -> list[ToolSpec]:
+    """Return every tool, in declaration order."""
+    return list(_tools().values())
+
+
+def get_tool(name: str) -> ToolSpec:
+    """Return the tool called `name`; raise UnknownToolError when there is none."""
+    try:
+        return _tools()[name]
+    except KeyError:
+        raise UnknownToolError(name) from None
+
+
+def call_tool(ctx: ToolContext, name: str, arguments: Mapping[str, Any] | None) -> ToolResult:
+    """Validate `arguments`, apply defaults, run the tool; every failure is an `is_error` result, never raised."""
+    spec = get_tool(name)
+    args = dict(arguments or {})
+    problem = first_error(_validator(name), args)
+    if problem:
+        return error_result(problem)
+    try:
+        return spec.handler(ctx, with_defaults(spec.input_schema, args))
+    except ArgumentError as exc:
+        return error_result(str(exc))
+    except JobNimbusError as exc:
+        return error_result(upstream_message(exc))
+    except UpstreamUnavailableError as exc:
+        return error_result(_unavailable(getattr(exc, "retry_after_s", None)))
+    except Exception:
+        # A bug, not the caller's fault: log it with the traceback, answer without one.
+        logger.exception("tool %s crashed", name)
+        return error_result(f"The tool {name!r} failed unexpectedly (request id {ctx.request_id}); try again later.")
+
+
+def with_defaults(schema: Mapping[str, Any], args: Mapping[str, Any]) -> dict[str, Any]:
+    """Return `args` with every top-level schema default filled in where the argument was left out."""
+    filled = dict(args)
+    for key, prop in schema.get("properties", {}).items():
+        if key not in filled and "default" in prop:
+            filled[key] = copy.deepcopy(prop["default"])
+    return filled
+
+
+def upstream_message(exc: JobNimbusError) -> str:
+    """Return what a model should be told about a JobNimbus failure."""
+    if isinstance(exc, AuthError):
+        return f"JobNimbus refused the API key: {exc}. Check the key sent in X-JobNimbus-Api-Key."
+    if isinstance(exc, NotFoundError):
+        return f"Not found in JobNimbus: {exc}. Check the jnid (list or search tools return valid ones)."
+    if isinstance(exc, ValidationError):
+        said = exc.upstream_message or str(exc)
+        return f"JobNimbus rejected the request: {said}"
+    if isinstance(exc, UpstreamUnavailableError):
+        return _unavailable(getattr(exc, "retry_after_s", None))
+    return f"JobNimbus request failed: {exc}"
+
+
+def _unavailable(retry_after_s: float | None) -> str:
+    wait = max(1, math.ceil(retry_after_s)) if retry_after_s else 30
+    return f"JobNimbus is unavailable, retry in {wait} s."
+
+
+def error_result(message: str) -> ToolResult:
+    """Return an `is_error` result with `message` as text and structured content."""
+    return ToolResult(structured={"error": message}, text=message, is_error=True)

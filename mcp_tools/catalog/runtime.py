@@ -1,0 +1,147 @@
+"""What tool handlers share: the JobNimbus client, cached reads, guarded writes, result building.
+
+Handlers declare and call; the cache engine (`cacheops.api`) caches and the client talks to JobNimbus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from cacheops.api import (
+    ReadRequest,
+    apply_change,
+    guard_upstream,
+    list_tag,
+    read_through,
+    record_tag,
+    related_tag,
+)
+from mcp_tools.catalog.args import list_query, upstream_args
+from mcp_tools.catalog.base import ToolContext, ToolResult
+from mcp_tools.jobnimbus.client import JobNimbusClient
+from mcp_tools.jobnimbus.filters import Clause
+from mcp_tools.shaping import detail_result, list_result, to_text
+
+Args = dict[str, Any]
+
+
+def make_client(ctx: ToolContext) -> JobNimbusClient:
+    """Return a JobNimbus client for the caller's key (tests replace this function with a fake)."""
+    return JobNimbusClient(ctx.api_key)
+
+
+def client(ctx: ToolContext) -> Any:
+    """Return the client for `ctx`, through `make_client` looked up at call time so tests can swap it."""
+    return make_client(ctx)
+
+
+def result(structured: dict[str, Any], cache: dict[str, Any] | None = None) -> ToolResult:
+    """Return a successful tool result carrying `structured` as structured content and as JSON text."""
+    return ToolResult(structured=structured, text=to_text(structured), cache=cache)
+
+
+def cached(
+    ctx: ToolContext,
+    tool: str,
+    *,
+    entity: str,
+    op: str,
+    policy: str,
+    args: Mapping[str, Any],
+    tags: Sequence[str],
+    fetch: Callable[[], Any],
+) -> tuple[Any, dict[str, Any]]:
+    """Return (value, cache meta) for one read through the cache engine; only upstream-relevant args key it."""
+    request = ReadRequest(
+        scope=ctx.scope, entity=entity, op=op, policy=policy, args=upstream_args(args), tool=tool, tags=tuple(tags)
+    )
+    outcome = read_through(request, fetch)
+    return outcome.value, outcome.meta()
+
+
+def parent_tags(*parents: str | None) -> list[str]:
+    """Return the related tags of the given parent ids (None skipped)."""
+    return [related_tag(p) for p in parents if p]
+
+
+def list_records(
+    ctx: ToolContext,
+    tool: str,
+    args: Args,
+    *,
+    entity: str,
+    policy: str,
+    resource: str,
+    date_field: str = "date_created",
+    clauses: Sequence[Clause] = (),
+    parents: Sequence[str | None] = (),
+    op: str = "list",
+) -> ToolResult:
+    """Run a list tool: one page of `resource` filtered by the shared arguments and `clauses`, cached and shaped."""
+    query = list_query(args, date_field=date_field, clauses=clauses)
+    api = client(ctx)
+
+    def fetch() -> dict[str, Any]:
+        page = api.list(resource, **query)
+        return {"count": page.count, "records": page.records}
+
+    tags = [list_tag(entity), *parent_tags(args.get("related_to"), *parents)]
+    value, meta = cached(ctx, tool, entity=entity, op=op, policy=policy, args=args, tags=tags, fetch=fetch)
+    return result(list_result(value["count"], value["records"], args, entity), meta)
+
+
+def get_record(ctx: ToolContext, tool: str, args: Args, *, entity: str, policy: str, resource: str) -> ToolResult:
+    """Run a detail tool: record `args["jnid"]` of `resource`, cached and shaped."""
+    jnid = args["jnid"]
+    api = client(ctx)
+    value, meta = cached(
+        ctx,
+        tool,
+        entity=entity,
+        op="get",
+        policy=policy,
+        args=args,
+        tags=[record_tag(jnid)],
+        fetch=lambda: api.get(resource, jnid),
+    )
+    return result(detail_result(value, entity, args), meta)
+
+
+def related_ids(record: Mapping[str, Any]) -> list[str]:
+    """Return the ids of the records `record` links to (`related[].id` and `primary.id`), without repeats."""
+    ids = [r.get("id") for r in record.get("related") or [] if isinstance(r, Mapping)]
+    primary = record.get("primary")
+    if isinstance(primary, Mapping):
+        ids.append(primary.get("id"))
+    return [str(i) for i in dict.fromkeys(ids) if i]
+
+
+def write(
+    ctx: ToolContext, entity: str, event: str, call: Callable[[], dict[str, Any]], jnid: str | None = None
+) -> dict[str, Any]:
+    """Run a write under the instance's breaker, then invalidate what it touched before anyone reads it back."""
+    record = guard_upstream(ctx.instance, call)
+    touched = jnid or str(record.get("jnid") or "") or None
+    apply_change(ctx.instance, entity, event, touched, related_ids(record))
+    return record
+
+
+def account_settings(ctx: ToolContext, tool: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return (account settings, cache meta), read through the cache like any other read."""
+    api = client(ctx)
+    return cached(
+        ctx,
+        tool,
+        entity="settings",
+        op="get",
+        policy="settings",
+        args={},
+        tags=[list_tag("settings")],
+        fetch=api.account_settings,
+    )
+
+
+def drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return `values` without the keys whose value is None."""
+    return {k: v for k, v in values.items() if v is not None}

@@ -1,0 +1,96 @@
+"""Check tool arguments against a tool's JSON Schema and say, in one sentence, which argument is wrong and how."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError as SchemaError
+from jsonschema.exceptions import best_match
+
+_TYPE_NAMES = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "an object",
+    "null": "null",
+}
+
+
+def validator_for(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """Return a Draft 2020-12 validator for `schema` (the schema itself is checked first: a bad one is a bug)."""
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def first_error(validator: Draft202012Validator, instance: Any, *, prefix: str = "") -> str | None:
+    """Return the message for the most relevant problem in `instance`, or None when it is valid."""
+    error = best_match(validator.iter_errors(instance))
+    return None if error is None else describe(error, prefix)
+
+
+def describe(error: SchemaError, prefix: str = "") -> str:
+    """Return "Argument 'x' must be ..., got ..." for one schema error."""
+    where = _path(error, prefix)
+    kind, schema, value = error.validator, error.schema, error.instance
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"Argument {_join(where, missing)!r} is required"
+    if kind == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
+        names = ", ".join(repr(_join(where, n)) for n in extra)
+        return f"Unknown argument{'s' if len(extra) > 1 else ''} {names}; allowed: {', '.join(allowed)}"
+    return f"Argument {where or '(arguments)'!r} must be {_expected(schema)}, got {_shown(value)}"
+
+
+def _expected(schema: Mapping[str, Any]) -> str:
+    """Return what a value of `schema` must be, in words ("an integer between 1 and 100")."""
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(v) for v in schema["enum"])
+    types = schema.get("type", "a value")
+    names = " or ".join(_TYPE_NAMES.get(t, t) for t in ([types] if isinstance(types, str) else types))
+    return names + _bounds(schema)
+
+
+def _bounds(schema: Mapping[str, Any]) -> str:
+    parts = []
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None and high is not None:
+        parts.append(f" between {low} and {high}")
+    elif low is not None:
+        parts.append(f" >= {low}")
+    elif high is not None:
+        parts.append(f" <= {high}")
+    for key, words in (
+        ("minLength", "at least {} characters"),
+        ("maxLength", "at most {} characters"),
+        ("minItems", "at least {} items"),
+        ("maxItems", "at most {} items"),
+    ):
+        if key in schema:
+            parts.append(" of " + words.format(schema[key]) if not parts else ", " + words.format(schema[key]))
+    if "pattern" in schema:
+        parts.append(f" matching {schema['pattern']}")
+    if schema.get("uniqueItems"):
+        parts.append(" without repeats")
+    return "".join(parts)
+
+
+def _path(error: SchemaError, prefix: str) -> str:
+    out = prefix
+    for part in error.absolute_path:
+        out = f"{out}[{part}]" if isinstance(part, int) else _join(out, str(part))
+    return out
+
+
+def _join(base: str, name: str) -> str:
+    return f"{base}.{name}" if base else name
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
