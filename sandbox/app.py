@@ -318,7 +318,7 @@ class Sandbox:
         self.faults.clear()
         self.webhooks.reset()
         if body.get("data"):
-            self.store.load()
+            self.store.reset()
         return json_response({"status": "ok", "data_reset": bool(body.get("data"))})
 
     def show_faults(self, _request: Request) -> Response:

@@ -36,7 +36,14 @@ class Store:
     def __init__(self, dataset: bytes) -> None:
         self.lock = threading.RLock()
         self.pristine = dataset
+        self.dirty = True
         self.load()
+
+    def reset(self) -> None:
+        """Restore the pristine data, skipping the reload when nothing was written since the last one."""
+        with self.lock:
+            if self.dirty:
+                self.load()
 
     def load(self) -> None:
         """Replace all data with a fresh copy of the pristine dataset."""
@@ -51,6 +58,7 @@ class Store:
             self.recids = {
                 name: max((r["recid"] for r in recs.values()), default=0) for name, recs in self.records.items()
             }
+            self.dirty = False
 
     # Reads
 
@@ -92,6 +100,7 @@ class Store:
         """Validate and store a new record; return a copy of it."""
         _require(res, body)
         with self.lock:
+            self.dirty = True
             record = self._new_record(res, body, now)
             record.update(self._changes(res, record, body))
             self._finish(res, record, now)
@@ -106,6 +115,7 @@ class Store:
             record = self.records[res.name].get(jnid)
             if record is None:
                 return None
+            self.dirty = True
             changes = self._changes(res, record, body)
             was_active = record["is_active"]
             updated = {**record, **changes}
