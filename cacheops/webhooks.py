@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -140,7 +140,8 @@ def _remember_in_db(digest: str, ttl_s: int) -> bool:
     now = timezone.now()
     SeenSignature.objects.filter(expires__lt=now).delete()
     try:
-        SeenSignature.objects.create(digest=digest, expires=now + timedelta(seconds=ttl_s))
+        with transaction.atomic():  # a savepoint, so a duplicate does not break an enclosing transaction
+            SeenSignature.objects.create(digest=digest, expires=now + timedelta(seconds=ttl_s))
     except IntegrityError:
         return False
     return True

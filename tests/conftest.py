@@ -6,4 +6,6 @@ pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.redis",
     "tests.fixtures.servers",
+    "tests.fixtures.freshness",
+    "tests.fixtures.celery",
 ]
