@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.servers",
     "tests.fixtures.freshness",
     "tests.fixtures.celery",
+    "tests.fixtures.catalog",
 ]

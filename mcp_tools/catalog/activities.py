@@ -132,7 +132,7 @@ TOOLS: list[ToolSpec] = [
     detail_tool(
         "get_activity",
         "Get an activity",
-        "Return one activity (note) by jnid.",
+        "Return one activity (note, email, call, status change) by jnid: text, type, the records it is on.",
         entity="activity",
         policy="activities",
         resource="activities",
@@ -165,7 +165,7 @@ TOOLS: list[ToolSpec] = [
         resource="tasks",
         date_field="date_start",
     ),
-    detail_tool("get_task", "Get a task", "Return one task by jnid.", entity="task", policy="tasks", resource="tasks"),
+    detail_tool("get_task", "Get a task", "Return one task by jnid: title, type, schedule, priority, done or not, the records it is on.", entity="task", policy="tasks", resource="tasks"),
     write_tool(
         "create_task",
         "Create a task",
