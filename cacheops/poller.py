@@ -33,6 +33,8 @@ class ChangedRecord:
     is_active: bool = True
     date_created: int | None = None
     related: Sequence[str] = field(default_factory=tuple)
+    # What tells two states of the record apart (a content hash); date_updated alone has one-second resolution.
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,15 @@ class ChangePage:
 
 
 class ChangeSource(Protocol):
-    """Read records of an entity updated at or after a time, sorted by `date_updated` ascending, a page at a time."""
+    """Read records of an entity updated at or after a time, sorted by `date_updated` ascending, a page at a time.
+
+    Lists show active records only, so deletions (records gone inactive) are a second stream: `deleted=True`
+    asks for the inactive ones.
+    """
 
     entities: Sequence[str]
 
-    def changed_since(self, entity: str, since: int, *, offset: int, size: int) -> ChangePage:
+    def changed_since(self, entity: str, since: int, *, offset: int, size: int, deleted: bool) -> ChangePage:
         """Return records of `entity` with date_updated >= `since` (unix seconds), from `offset`, at most `size`."""
         ...
 
@@ -90,9 +96,23 @@ def poll_entity(instance: str, entity: str, source: ChangeSource) -> int:
     """Emit an event for each record of `entity` changed since the watermark; advance it only after success."""
     watermark = _watermark(instance, entity)
     since = int(((watermark or timezone.now()) - timedelta(seconds=freshness_setting("POLL_OVERLAP_S"))).timestamp())
-    newest, stored, offset = watermark, 0, 0
+    stored, newest = 0, watermark
+    for deleted in (False, True):
+        count, seen = _poll_stream(instance, entity, source, since, deleted=deleted)
+        stored += count
+        newest = seen if newest is None or (seen is not None and seen > newest) else newest
+    if newest is not None:
+        _advance(instance, entity, newest)
+    return stored
+
+
+def _poll_stream(
+    instance: str, entity: str, source: ChangeSource, since: int, *, deleted: bool
+) -> tuple[int, datetime | None]:
+    stored, offset, newest = 0, 0, None
     for _ in range(int(freshness_setting("POLL_MAX_PAGES"))):
-        page = source.changed_since(entity, since, offset=offset, size=int(freshness_setting("POLL_PAGE_SIZE")))
+        size = int(freshness_setting("POLL_PAGE_SIZE"))
+        page = source.changed_since(entity, since, offset=offset, size=size, deleted=deleted)
         for record in page.records:
             stored += emit_change(instance, entity, record, since)
             seen = datetime.fromtimestamp(record.date_updated, tz=UTC)
@@ -100,15 +120,13 @@ def poll_entity(instance: str, entity: str, source: ChangeSource) -> int:
         offset += len(page.records)
         if not page.records or offset >= page.total:
             break
-    if newest is not None:
-        _advance(instance, entity, newest)
-    return stored
+    return stored, newest
 
 
 def emit_change(instance: str, entity: str, record: ChangedRecord, since: int) -> int:
     """Store and apply the event for one polled record version; return 0 when that version was already seen."""
     change = Change(instance, entity, _event_of(record, since), record.jnid, tuple(record.related))
-    digest = digest_change(change, record.date_updated)
+    digest = digest_change(change, [record.date_updated, record.version])
     # The overlap re-reads recent versions every run: a version already recorded was already applied.
     if InvalidationEvent.objects.filter(instance=instance, payload_digest=digest).exists():
         return 0

@@ -5,12 +5,15 @@ Named by dotted path in settings (CACHEOPS_FRESHNESS["CHANGE_SOURCE"]) because c
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from cacheops.poller import ChangedRecord, ChangePage
 from mcp_tools.jobnimbus.client import JobNimbusClient
-from mcp_tools.jobnimbus.filters import must, range_
+from mcp_tools.jobnimbus.filters import must, range_, term
 
 # Record types JobNimbus lists with a `date_updated` on every record (users and settings have none).
 POLLED_RESOURCES: Mapping[str, str] = {
@@ -36,15 +39,19 @@ class JobNimbusChangeSource:
     def __init__(self, client: JobNimbusClient) -> None:
         self._client = client
 
-    def changed_since(self, entity: str, since: int, *, offset: int, size: int) -> ChangePage:
+    def changed_since(self, entity: str, since: int, *, offset: int, size: int, deleted: bool) -> ChangePage:
         """Return one page of `entity` records with date_updated >= since, oldest change first."""
+        clauses = [range_("date_updated", gte=since)]
+        if deleted:
+            # Lists hide inactive (deleted) records unless the filter asks about is_active.
+            clauses.append(term("is_active", False))
         page = self._client.list(
             POLLED_RESOURCES[entity],
             size=size,
             from_=offset,
             sort_field="date_updated",
             sort_direction="asc",
-            filter=must(range_("date_updated", gte=since)),
+            filter=must(*clauses),
         )
         records = [changed for record in page.records if (changed := to_changed_record(record)) is not None]
         return ChangePage(total=page.count, records=records)
@@ -62,6 +69,7 @@ def to_changed_record(record: Mapping[str, Any]) -> ChangedRecord | None:
         is_active=record.get("is_active") is not False,
         date_created=int(created) if isinstance(created, int | float) else None,
         related=_linked_ids(record),
+        version=hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32],
     )
 
 
