@@ -1,7 +1,7 @@
 """The cache engine's public face. Everything outside `cacheops` calls only what is here.
 
-This first version is the bypass path (also what CACHE_ENABLED=false does): every read goes upstream.
-The engine (issue 4) replaces the bodies, not the signatures.
+The work is done by cacheops.engine (L1 → Redis → single flight → upstream); CACHE_ENABLED=false makes
+`read_through` a pure bypass.
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from django.conf import settings
+
+from cacheops import metrics
+from cacheops.conf import cache_enabled
+from cacheops.engine import engine
 
 CacheStatus = Literal["hit_l1", "hit_l2", "miss", "stale", "coalesced", "bypass"]
 
@@ -87,17 +91,31 @@ def read_through(request: ReadRequest, fetch: Callable[[], Any]) -> CacheOutcome
     `fetch` raises `cacheops.errors.UpstreamUnavailableError` (or a subclass) when the source is down;
     any other exception is the caller's problem and propagates unchanged, never cached.
     """
-    return CacheOutcome(value=fetch(), status="bypass")
+    if not cache_enabled():
+        metrics.READS.labels(request.tool, "bypass").inc()
+        return CacheOutcome(value=fetch(), status="bypass")
+    read = engine().read(request, fetch)
+    return CacheOutcome(value=read.value, status=read.status, age_s=read.age_s, ttl_s=read.ttl_s)  # type: ignore[arg-type]
 
 
 def invalidate_tags(instance: str, tags: Iterable[str]) -> int:
-    """Drop every entry of `instance` (all tenants) carrying any of `tags`; return how many were dropped."""
-    return 0
+    """Drop every entry of `instance` (all tenants) carrying any of `tags`; return how many were dropped.
+
+    Atomic in Redis (one Lua step), broadcast to every process's L1, and fetches already in flight for those
+    tags will not store their results. Raises cacheops.errors.CacheBackendError when Redis could not be
+    reached, so the caller can retry (an invalidation must never be lost silently).
+    """
+    if not cache_enabled():
+        return 0
+    return engine().invalidate(instance, tags)
 
 
 def guard_upstream(instance: str, call: Callable[[], Any]) -> Any:
-    """Run an upstream call (a write, or anything not cached) under the instance's JobNimbus breaker."""
-    return call()
+    """Run an upstream call (a write, or anything not cached) under the instance's JobNimbus breaker.
+
+    Raises UpstreamUnavailableError at once while the breaker is open.
+    """
+    return engine().guarded_call(instance, "-", call)
 
 
 def apply_change(instance: str, entity: str, event: str, jnid: str | None, related: Sequence[str] = ()) -> int:

@@ -227,3 +227,57 @@ CELERY_BEAT_SCHEDULE.update(
 # --- Tool catalog (mcp_tools.catalog) ------------------------------------------------------------
 # Where JobNimbus automations reach this server: get_webhooks builds <base>/webhooks/jobnimbus/<instance>.
 PUBLIC_BASE_URL = e.read_url("PUBLIC_BASE_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/")
+
+# --- Cache engine (cacheops.engine; options read lazily through cacheops.conf) -----------------
+# JSON (orjson) values, never pickle; zstd above 1 KB (django-redis plug points).
+CACHES["default"]["OPTIONS"].update(
+    {
+        "SERIALIZER": "cacheops.serializers.OrjsonSerializer",
+        "COMPRESSOR": (
+            "cacheops.serializers.ZstdCompressor"
+            if e.read_bool("CACHE_COMPRESSION", True)
+            else "django_redis.compressors.identity.IdentityCompressor"
+        ),
+        "COMPRESS_MIN_LENGTH": e.read_int("CACHE_COMPRESS_MIN_BYTES", 1024, minimum=0),
+    }
+)
+
+
+def _ttl_overrides() -> dict[str, int]:
+    """Return CACHE_TTL_<POLICY> overrides, refusing names that are not policies."""
+    from cacheops.policies import DEFAULT_POLICIES  # the one table of policy names
+
+    overrides: dict[str, int] = {}
+    for name in sorted(e.env.ENVIRON):
+        if name.startswith("CACHE_TTL_"):
+            policy = name.removeprefix("CACHE_TTL_").lower()
+            if policy not in DEFAULT_POLICIES:
+                known = ", ".join(sorted(DEFAULT_POLICIES))
+                raise ImproperlyConfigured(f"{name} is malformed: {policy!r} is not a cache policy (known: {known})")
+            overrides[policy] = e.read_int(name, 0, minimum=1, maximum=7 * 86400)
+    return overrides
+
+
+CACHEOPS_ENGINE = {
+    "KEY_NAMESPACE": e.read_str("CACHE_KEY_NAMESPACE", "") or "",
+    "MAX_ITEM_SIZE_KB": e.read_int("CACHE_MAX_ITEM_SIZE_KB", 512, minimum=1),
+    "L1_TTL_S": e.read_float("CACHE_L1_TTL_S", 5.0),
+    "L1_MAX_ENTRIES": e.read_int("CACHE_L1_MAX_ENTRIES", 5000, minimum=0),
+    "L1_MAX_BYTES": e.read_int("CACHE_L1_MAX_BYTES", 64 * 1024 * 1024, minimum=0),
+    "LOCK_TTL_S": e.read_float("CACHE_LOCK_TTL_S", 30.0, minimum=0.1),
+    "LOCK_WAIT_S": e.read_float("CACHE_LOCK_WAIT_S", 20.0),
+    "REFRESH_WORKERS": e.read_int("CACHE_REFRESH_WORKERS", 4, minimum=1, maximum=64),
+    "XFETCH_BETA": e.read_float("CACHE_XFETCH_BETA", 1.0),
+    "REDIS_BREAKER": {
+        "FAILURES": e.read_int("CACHE_REDIS_BREAKER_FAILURES", 5, minimum=1),
+        "WINDOW_S": e.read_float("CACHE_REDIS_BREAKER_WINDOW_S", 120.0, minimum=0.1),
+        "OPEN_S": e.read_float("CACHE_REDIS_BREAKER_OPEN_S", 60.0, minimum=0.01),
+        "HALF_OPEN_SUCCESSES": e.read_int("CACHE_REDIS_BREAKER_SUCCESSES", 3, minimum=1),
+    },
+    "UPSTREAM_BREAKER": {
+        "FAILURES": e.read_int("CACHE_UPSTREAM_BREAKER_FAILURES", 5, minimum=1),
+        "OPEN_S": e.read_float("CACHE_UPSTREAM_BREAKER_OPEN_S", 30.0, minimum=0.01),
+        "MAX_OPEN_S": e.read_float("CACHE_UPSTREAM_BREAKER_MAX_OPEN_S", 300.0, minimum=0.01),
+    },
+    "TTL_OVERRIDES": _ttl_overrides(),
+}

@@ -1,0 +1,127 @@
+"""The engine's Redis layer: the raw client behind django-redis's `default` cache, its codec, and the Lua steps.
+
+Every Redis call goes through `call`, which consults the Redis breaker and wraps Redis errors ONCE into
+CacheBackendError. Deciding whether to degrade is the engine's job (cacheops.engine._l2), not this module's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import redis
+from django.core.cache import caches
+from django_redis import get_redis_connection
+
+from cacheops import metrics
+from cacheops.breakers import redis_breaker
+from cacheops.errors import CacheBackendError
+
+T = TypeVar("T")
+
+# Store only if no tag of the entry was invalidated since the fetch began (generation guard), then index it
+# under its tags; an index lives at least as long as its longest-lived entry.
+STORE_LUA = """
+local n = tonumber(ARGV[3])
+for i = 1, n do
+  if tonumber(redis.call('GET', KEYS[1 + i]) or '0') ~= tonumber(ARGV[3 + i]) then return 0 end
+end
+local px = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+for i = 1, n do
+  local idx = KEYS[1 + n + i]
+  redis.call('SADD', idx, KEYS[1])
+  if redis.call('PTTL', idx) < px then redis.call('PEXPIRE', idx, px) end
+end
+return 1
+"""
+
+# Delete every member of every tag index, the indexes themselves, and bump the tags' generations: one atomic step.
+INVALIDATE_LUA = """
+local n = tonumber(ARGV[1])
+local dropped = 0
+for i = 1, n do
+  local members = redis.call('SMEMBERS', KEYS[i])
+  for j = 1, #members, 500 do
+    dropped = dropped + redis.call('DEL', unpack(members, j, math.min(j + 499, #members)))
+  end
+  redis.call('DEL', KEYS[i])
+  redis.call('INCR', KEYS[n + i])
+  redis.call('EXPIRE', KEYS[n + i], tonumber(ARGV[2]))
+end
+return dropped
+"""
+
+# Release the single-flight lock if still ours, and wake waiting processes if any announced themselves.
+RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.call('DEL', KEYS[2]) == 1 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return 1
+"""
+
+_scripts: dict[str, Any] = {}
+
+
+def client() -> redis.Redis:
+    """Return the raw Redis client of the `default` cache (django-redis's pool)."""
+    return get_redis_connection("default")
+
+
+def encode(value: Any) -> bytes:
+    """Return `value` encoded by the cache's configured serializer and compressor."""
+    return caches["default"].client.encode(value, allow_int=False)  # type: ignore[attr-defined]
+
+
+def decode(raw: bytes) -> Any:
+    """Return the value encoded in `raw`."""
+    return caches["default"].client.decode(raw)  # type: ignore[attr-defined]
+
+
+def call(operation: Callable[[redis.Redis], T]) -> T:
+    """Run `operation` on Redis under the breaker; raise CacheBackendError when it fails or the breaker is open."""
+    breaker = redis_breaker()
+    if not breaker.allow():
+        raise CacheBackendError("Redis breaker is open")
+    try:
+        result = operation(client())
+    except (redis.RedisError, OSError) as exc:
+        breaker.record_failure()
+        metrics.ERRORS.labels("redis").inc()
+        raise CacheBackendError(f"Redis failed: {exc.__class__.__name__}") from exc
+    breaker.record_success()
+    return result
+
+
+def run_script(name: str, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """Run a Lua script by SHA (loading it once), through `call`."""
+
+    def operation(r: redis.Redis) -> Any:
+        script = _scripts.get(name)
+        if script is None:
+            script = _scripts[name] = r.register_script(source)
+        return script(keys=list(keys), args=list(args), client=r)
+
+    return call(operation)
+
+
+def store(
+    key: str, raw: bytes, px: int, gen_keys: Sequence[str], seen: Sequence[int], index_keys: Sequence[str]
+) -> bool:
+    """Store `raw` under `key` for `px` ms unless a generation moved; return whether it was stored."""
+    keys = [key, *gen_keys, *index_keys]
+    return bool(run_script("store", STORE_LUA, keys, [raw, px, len(gen_keys), *seen]))
+
+
+def invalidate(index_keys: Sequence[str], gen_keys: Sequence[str], generation_ttl_s: int) -> int:
+    """Drop every entry indexed under `index_keys` and bump `gen_keys`; return the number dropped."""
+    return int(run_script("invalidate", INVALIDATE_LUA, [*index_keys, *gen_keys], [len(index_keys), generation_ttl_s]))
+
+
+def release(lock: str, waiters: str, token: str, channel: str, key: str) -> None:
+    """Release a single-flight lock and announce the fill to waiting processes."""
+    run_script("release", RELEASE_LUA, [lock, waiters], [token, channel, key])
+
+
+def reset_scripts() -> None:
+    """Forget registered scripts (a new client or server needs them loaded again)."""
+    _scripts.clear()

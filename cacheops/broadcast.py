@@ -1,0 +1,134 @@
+"""One pub/sub subscriber thread per process: wakes single-flight waiters when a key is filled, and applies
+invalidation broadcasts to this process's L1.
+
+Started lazily on first use (after a gunicorn fork, in the child), reconnects with backoff. While it is
+disconnected, invalidations may be missed, so L1 is emptied on every (re)connect.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import redis
+
+from cacheops import backend, keys, metrics
+
+logger = logging.getLogger(__name__)
+
+ORIGIN = uuid.uuid4().hex
+OnInvalidate = Callable[[str, list[str]], Any]
+OnClear = Callable[[str | None], Any]
+
+
+class Subscriber:
+    """The process's listener on the fill and invalidation channels."""
+
+    def __init__(self, on_invalidate: OnInvalidate, on_clear: OnClear) -> None:
+        self.on_invalidate = on_invalidate
+        self.on_clear = on_clear
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._waiters: dict[str, set[threading.Event]] = defaultdict(set)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._fill_channel = keys.fill_channel()
+        self._invalidation_channel = keys.invalidation_channel()
+
+    def ensure_started(self) -> None:
+        """Start the listener thread unless it runs in this process already."""
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+                return
+            self._pid = os.getpid()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="cacheops-subscriber", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the listener and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def watch(self, key: str) -> threading.Event:
+        """Return an event set when `key` is announced filled; call `unwatch` when done."""
+        event = threading.Event()
+        with self._lock:
+            self._waiters[key].add(event)
+        return event
+
+    def unwatch(self, key: str, event: threading.Event) -> None:
+        """Stop watching `key` with `event`."""
+        with self._lock:
+            events = self._waiters.get(key)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._waiters[key]
+
+    def _run(self) -> None:
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                self._listen()
+                delay = 0.1
+            except (redis.RedisError, OSError) as exc:
+                self.ready.clear()
+                metrics.ERRORS.labels("subscriber").inc()
+                logger.warning("cache invalidation subscriber disconnected (%s); retrying", exc.__class__.__name__)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _listen(self) -> None:
+        pubsub = backend.client().pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(self._fill_channel, self._invalidation_channel)
+            pubsub.get_message(timeout=1.0)  # the subscribe confirmation: we are live from here on
+            self.on_clear(None)  # anything broadcast while we were away is lost: drop what it might have hit
+            self.ready.set()
+            while not self._stop.is_set():
+                message = pubsub.get_message(timeout=0.5)
+                if message is not None:
+                    self._dispatch(message)
+        finally:
+            self.ready.clear()
+            pubsub.close()
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+        data = message["data"]
+        if channel == self._fill_channel:
+            self._wake(data.decode() if isinstance(data, bytes) else str(data))
+        elif channel == self._invalidation_channel:
+            self._apply(orjson.loads(data))
+
+    def _wake(self, key: str) -> None:
+        with self._lock:
+            events = list(self._waiters.get(key, ()))
+        for event in events:
+            event.set()
+
+    def _apply(self, payload: dict[str, Any]) -> None:
+        if payload.get("o") == ORIGIN:
+            return  # this process applied it already, synchronously
+        if payload.get("all"):
+            self.on_clear(payload.get("i"))
+        else:
+            self.on_invalidate(payload["i"], list(payload["t"]))
+
+
+def invalidation_message(instance: str | None, tags: list[str] | None) -> bytes:
+    """Return the broadcast payload for dropping `tags` of `instance` (tags None: everything of it)."""
+    if tags is None:
+        return orjson.dumps({"o": ORIGIN, "i": instance, "all": True})
+    return orjson.dumps({"o": ORIGIN, "i": instance, "t": tags})

@@ -1,0 +1,51 @@
+"""Cache engine options: one namespaced settings dict (`CACHEOPS_ENGINE`) with defaults, read lazily.
+
+Read on every call rather than at import so `override_settings` works in tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Prepended to every key the engine writes; tests give each run its own so they never collide.
+    "KEY_NAMESPACE": "",
+    # Values whose encoded size exceeds this are served but not cached (issue 4: 512 KB).
+    "MAX_ITEM_SIZE_KB": 512,
+    "L1_TTL_S": 5.0,
+    "L1_MAX_ENTRIES": 5000,
+    "L1_MAX_BYTES": 64 * 1024 * 1024,
+    # Cross-process single flight: the lock outlives the slowest fetch the client allows (20 s budget).
+    "LOCK_TTL_S": 30.0,
+    # A waiter gives up on the lock holder after this long and fetches itself.
+    "LOCK_WAIT_S": 20.0,
+    # Waiters are woken by pub/sub; this backstop re-checks in case the holder died or a message was lost.
+    "LOCK_RECHECK_S": 0.5,
+    "REFRESH_WORKERS": 4,
+    "REFRESH_MAX_PENDING": 256,
+    # XFetch beta (Vattani et al.): 1.0 is the paper's optimum; 0 disables early refresh.
+    "XFETCH_BETA": 1.0,
+    # Generation counters must outlive any fetch by far; a day also bounds their memory.
+    "GENERATION_TTL_S": 86400,
+    "REDIS_BREAKER": {"FAILURES": 5, "WINDOW_S": 120.0, "OPEN_S": 60.0, "HALF_OPEN_SUCCESSES": 3},
+    "UPSTREAM_BREAKER": {"FAILURES": 5, "OPEN_S": 30.0, "MAX_OPEN_S": 300.0},
+    # Policy name -> fresh TTL seconds, from CACHE_TTL_<POLICY> (see settings).
+    "TTL_OVERRIDES": {},
+}
+
+
+def engine_setting(name: str) -> Any:
+    """Return the engine option `name`, from settings.CACHEOPS_ENGINE or its default."""
+    configured = getattr(settings, "CACHEOPS_ENGINE", {})
+    default = DEFAULTS[name]
+    value = configured.get(name, default)
+    if isinstance(default, dict) and isinstance(value, dict):
+        return {**default, **value}
+    return value
+
+
+def cache_enabled() -> bool:
+    """Return whether the cache is on (CACHE_ENABLED); off means every read is a bypass."""
+    return bool(getattr(settings, "CACHE_ENABLED", True))

@@ -1,0 +1,444 @@
+"""The read-through engine: L1 → L2 (Redis) → single flight → upstream, with the three RFC 5861 windows.
+
+The facade (cacheops.api) calls `read`, `guarded_call` and `invalidate`; everything else is internal.
+Whether a Redis failure degrades (skip L2) or raises is decided in one place: `_l2`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from cacheops import backend, keys, metrics
+from cacheops.breakers import reset_breakers, upstream_breaker
+from cacheops.broadcast import Subscriber, invalidation_message
+from cacheops.conf import engine_setting
+from cacheops.errors import CacheBackendError, UpstreamUnavailableError
+from cacheops.l1 import L1Cache, L1Entry
+from cacheops.policies import Policy, effective_policy
+
+if TYPE_CHECKING:
+    from cacheops.api import ReadRequest
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Sentinels: "Redis did not answer" is not "nothing stored" (Django's _missing_key idea).
+DOWN: Any = object()
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class Read:
+    """What the facade gets back: the value and how it was obtained."""
+
+    value: Any
+    status: str
+    age_s: float | None
+    ttl_s: int | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One read resolved against settings: its key, tags and windows."""
+
+    key: str
+    instance: str
+    tool: str
+    tags: tuple[str, ...]
+    policy: Policy
+
+
+@dataclass
+class Flight:
+    """An in-process fetch that other threads asking for the same key wait on."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    value: Any = _UNSET
+    error: BaseException | None = None
+
+
+def _l2(operation: Callable[[], T], fallback: Any = DOWN) -> T | Any:
+    """Run a Redis step; when Redis fails or its breaker is open, degrade to `fallback` (the one place)."""
+    try:
+        return operation()
+    except CacheBackendError:
+        return fallback
+
+
+def plan(request: ReadRequest) -> Plan:
+    """Return the key, tags and policy of `request`."""
+    normalised = keys.normalise_args(request.args, request.defaults)
+    scope = request.scope
+    key = keys.entry_key(scope.instance, scope.tenant, request.entity, request.op, normalised)
+    tags = tuple(dict.fromkeys([*request.tags, keys.entity_tag(request.entity)]))
+    return Plan(key, scope.instance, request.tool, tags, effective_policy(request.policy))
+
+
+def age_of(envelope: dict[str, Any], now: float) -> float:
+    """Return how old a stored value is, in seconds."""
+    return max(0.0, now - float(envelope["t"]))
+
+
+def window_of(envelope: dict[str, Any], policy: Policy, now: float) -> str:
+    """Return "fresh", "swr" (serve and refresh), "error_only" (serve only if upstream fails) or "gone"."""
+    age = age_of(envelope, now)
+    if age < policy.fresh_s:
+        return "fresh"
+    if age < policy.fresh_s + policy.swr_s:
+        return "swr"
+    return "error_only" if age < policy.fresh_s + policy.stale_if_error_s else "gone"
+
+
+class Engine:
+    """The process's cache engine: L1, flights, the refresher pool and the subscriber."""
+
+    def __init__(self) -> None:
+        self.l1 = L1Cache(int(engine_setting("L1_MAX_ENTRIES")), int(engine_setting("L1_MAX_BYTES")))
+        self.l1_ttl_s = float(engine_setting("L1_TTL_S"))
+        self.max_item_bytes = int(engine_setting("MAX_ITEM_SIZE_KB")) * 1024
+        self.lock_ttl_ms = int(float(engine_setting("LOCK_TTL_S")) * 1000)
+        self.lock_wait_s = float(engine_setting("LOCK_WAIT_S"))
+        self.recheck_s = float(engine_setting("LOCK_RECHECK_S"))
+        self.xfetch_beta = float(engine_setting("XFETCH_BETA"))
+        self.generation_ttl_s = int(engine_setting("GENERATION_TTL_S"))
+        self.max_pending = int(engine_setting("REFRESH_MAX_PENDING"))
+        self.subscriber = Subscriber(self.l1.invalidate, self.l1.clear)
+        self._pool = ThreadPoolExecutor(int(engine_setting("REFRESH_WORKERS")), thread_name_prefix="cacheops-refresh")
+        self._flights: dict[str, Flight] = {}
+        self._refreshing: set[str] = set()
+        self._lock = threading.Lock()
+
+    # --- reads -------------------------------------------------------------------------------------------
+    def read(self, request: ReadRequest, fetch: Callable[[], Any]) -> Read:
+        """Return the value of `request` from the best tier that may serve it."""
+        started = time.perf_counter()
+        p = plan(request)
+        self.subscriber.ensure_started()
+        result = self._resolve(p, fetch)
+        metrics.READS.labels(p.tool, result.status).inc()
+        metrics.LATENCY.labels(result.status).observe(time.perf_counter() - started)
+        return result
+
+    def _resolve(self, p: Plan, fetch: Callable[[], Any]) -> Read:
+        now = time.time()
+        local = self.l1.get(p.key)
+        if local is not None:
+            return self._served(local, "hit_l1", p, now)
+        stored = _l2(lambda: self._get(p))
+        fallback = None
+        if isinstance(stored, dict):
+            window = window_of(stored, p.policy, now)
+            if window == "fresh":
+                self._remember(p, stored, now)
+                self._maybe_xfetch(p, fetch, stored, now)
+                return self._served(stored, "hit_l2", p, now)
+            if window == "swr":
+                self._schedule_refresh(p, fetch, stored["t"], "swr")
+                return self._served(stored, "stale", p, now)
+            fallback = stored if window == "error_only" else None
+        try:
+            value, status = self._single_flight(p, fetch, redis_ok=stored is not DOWN)
+        except UpstreamUnavailableError:
+            if fallback is None:
+                raise
+            return self._served(fallback, "stale", p, time.time())
+        return Read(value, status, 0.0, p.policy.fresh_s)
+
+    def _served(self, envelope: dict[str, Any], status: str, p: Plan, now: float) -> Read:
+        return Read(envelope["v"], status, round(age_of(envelope, now), 3), p.policy.fresh_s)
+
+    def _get(self, p: Plan) -> dict[str, Any] | None:
+        raw: bytes | None = backend.call(lambda r: r.get(p.key))  # type: ignore[assignment]
+        if raw is None:
+            return None
+        metrics.BYTES.labels(p.tool, "read").inc(len(raw))
+        envelope: dict[str, Any] = backend.decode(raw)
+        envelope["_size"] = len(raw)
+        return envelope
+
+    def _remember(self, p: Plan, envelope: dict[str, Any], now: float, seen: dict[str, int] | None = None) -> None:
+        """Keep a fresh envelope in L1 until the sooner of the L1 TTL and the end of its fresh window."""
+        fresh_left = float(envelope["t"]) + p.policy.fresh_s - now
+        ttl = min(self.l1_ttl_s, fresh_left)
+        if ttl <= 0:
+            return
+        entry = L1Entry(envelope, p.instance, frozenset(p.tags), int(envelope.get("_size", 0)), time.monotonic() + ttl)
+        if self.l1.put(p.key, entry, seen):
+            metrics.WRITES.labels(p.tool, "l1").inc()
+
+    def _maybe_xfetch(self, p: Plan, fetch: Callable[[], Any], envelope: dict[str, Any], now: float) -> None:
+        """Refresh early with probability rising as expiry nears, scaled by the fetch cost (XFetch)."""
+        delta = float(envelope.get("d", 0.0))
+        if delta <= 0 or self.xfetch_beta <= 0:
+            return
+        expiry = float(envelope["t"]) + p.policy.fresh_s
+        if now - delta * self.xfetch_beta * math.log(1.0 - random.random()) >= expiry:
+            self._schedule_refresh(p, fetch, envelope["t"], "xfetch")
+
+    # --- single flight -----------------------------------------------------------------------------------
+    def _single_flight(self, p: Plan, fetch: Callable[[], Any], *, redis_ok: bool) -> tuple[Any, str]:
+        with self._lock:
+            flight = self._flights.get(p.key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[p.key] = Flight()
+        if not leader:
+            return self._follow(p, fetch, flight, redis_ok)
+        try:
+            flight.value, status = self._across_processes(p, fetch, redis_ok)
+            return flight.value, status
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                self._flights.pop(p.key, None)
+            flight.done.set()
+
+    def _follow(self, p: Plan, fetch: Callable[[], Any], flight: Flight, redis_ok: bool) -> tuple[Any, str]:
+        if not flight.done.wait(self.lock_wait_s):
+            return self._fetch_and_store(p, fetch, redis_ok), "miss"
+        if flight.error is not None:
+            raise flight.error
+        return flight.value, "coalesced"
+
+    def _across_processes(self, p: Plan, fetch: Callable[[], Any], redis_ok: bool) -> tuple[Any, str]:
+        if not redis_ok:
+            return self._fetch_and_store(p, fetch, redis_ok=False), "miss"
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + self.lock_wait_s
+        event = None
+        try:
+            while True:
+                acquired = self._try_lock(p, token)
+                if acquired is DOWN:
+                    return self._fetch_and_store(p, fetch, redis_ok=False), "miss"
+                if acquired:
+                    return self._lead(p, fetch, token)
+                if event is None:
+                    event = self.subscriber.watch(p.key)
+                    _l2(lambda: backend.call(lambda r: r.set(keys.waiters_key(p.key), 1, px=self.lock_ttl_ms)))
+                filled = self._filled(p)
+                if filled is not None:
+                    return filled, "coalesced"
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return self._fetch_and_store(p, fetch, redis_ok=True), "miss"
+                # Woken by the holder's announcement; the re-check slice covers a holder that died.
+                event.wait(min(self.recheck_s, remaining))
+                event.clear()
+        finally:
+            if event is not None:
+                self.subscriber.unwatch(p.key, event)
+
+    def _try_lock(self, p: Plan, token: str) -> Any:
+        """Return True when this caller now holds the key's single-flight lock, False if another does, or DOWN."""
+        return _l2(lambda: backend.call(lambda r: r.set(keys.lock_key(p.key), token, nx=True, px=self.lock_ttl_ms)))
+
+    def _release(self, p: Plan, token: str) -> None:
+        _l2(lambda: backend.release(keys.lock_key(p.key), keys.waiters_key(p.key), token, keys.fill_channel(), p.key))
+
+    def _filled(self, p: Plan) -> Any:
+        stored = _l2(lambda: self._get(p), None)
+        if isinstance(stored, dict) and window_of(stored, p.policy, time.time()) == "fresh":
+            self._remember(p, stored, time.time())
+            return stored["v"]
+        return None
+
+    def _lead(self, p: Plan, fetch: Callable[[], Any], token: str) -> tuple[Any, str]:
+        try:
+            # Double-checked: the previous holder may have filled the key between our read and our lock.
+            filled = self._filled(p)
+            if filled is not None:
+                return filled, "coalesced"
+            return self._fetch_and_store(p, fetch, redis_ok=True), "miss"
+        finally:
+            self._release(p, token)
+
+    # --- fetch and store ---------------------------------------------------------------------------------
+    def _fetch_and_store(self, p: Plan, fetch: Callable[[], Any], redis_ok: bool) -> Any:
+        gen_keys = [keys.generation_key(p.instance, tag) for tag in p.tags]
+        seen_l2 = _l2(lambda: backend.call(lambda r: r.mget(gen_keys))) if redis_ok else DOWN
+        seen_l1 = self.l1.generations(p.instance, p.tags)
+        started = time.perf_counter()
+        value = self.guarded_call(p.instance, p.tool, fetch)
+        envelope = {"v": value, "t": time.time(), "d": round(time.perf_counter() - started, 6), "f": p.policy.fresh_s}
+        raw = backend.encode(envelope)
+        if len(raw) > self.max_item_bytes:
+            metrics.UNCACHEABLE.labels(p.tool, "too_big").inc()
+            return value
+        envelope["_size"] = len(raw)
+        if seen_l2 is not DOWN and self._store_l2(p, raw, gen_keys, seen_l2) is False:
+            metrics.UNCACHEABLE.labels(p.tool, "invalidated_during_fetch").inc()
+            return value
+        self._remember(p, envelope, time.time(), seen_l1)
+        return value
+
+    def _store_l2(self, p: Plan, raw: bytes, gen_keys: list[str], seen: list[Any]) -> Any:
+        """Store under the generation guard; return True, False (refused) or DOWN."""
+        generations = [int(g) if g is not None else 0 for g in seen]
+        index_keys = [keys.tag_index_key(p.instance, tag) for tag in p.tags]
+        px = p.policy.lifetime_s * 1000
+        stored = _l2(lambda: backend.store(p.key, raw, px, gen_keys, generations, index_keys))
+        if stored is True:
+            metrics.WRITES.labels(p.tool, "l2").inc()
+            metrics.BYTES.labels(p.tool, "written").inc(len(raw))
+        return stored
+
+    def guarded_call(self, instance: str, tool: str, call: Callable[[], T]) -> T:
+        """Run an upstream call under the instance's breaker (one probe at a time when half-open)."""
+        breaker, gate = upstream_breaker(instance)
+        state = breaker.state
+        if state == "OPEN":
+            metrics.UPSTREAM_CALLS.labels(tool, "breaker_open").inc()
+            wait = max(1, math.ceil(breaker.retry_after_s()))
+            raise UpstreamUnavailableError(f"JobNimbus is unavailable, retry in {wait} s", retry_after_s=wait)
+        probe = state == "HALF_OPEN"
+        if probe and not gate.try_enter():
+            metrics.UPSTREAM_CALLS.labels(tool, "breaker_open").inc()
+            raise UpstreamUnavailableError("JobNimbus is unavailable, retry in 1 s", retry_after_s=1)
+        try:
+            return self._counted(breaker, tool, call)
+        finally:
+            if probe:
+                gate.leave()
+
+    def _counted(self, breaker: Any, tool: str, call: Callable[[], T]) -> T:
+        try:
+            value = call()
+        except UpstreamUnavailableError as exc:
+            breaker.record_failure(exc.retry_after_s)
+            metrics.UPSTREAM_CALLS.labels(tool, "unavailable").inc()
+            raise
+        except Exception:
+            # JobNimbus answered (a 4xx, a bad record): it is up, so this counts for the breaker as a success.
+            breaker.record_success()
+            metrics.UPSTREAM_CALLS.labels(tool, "error").inc()
+            raise
+        breaker.record_success()
+        metrics.UPSTREAM_CALLS.labels(tool, "ok").inc()
+        return value
+
+    # --- background refresh ------------------------------------------------------------------------------
+    def _schedule_refresh(self, p: Plan, fetch: Callable[[], Any], seen_t: float, trigger: str) -> None:
+        with self._lock:
+            if p.key in self._refreshing or len(self._refreshing) >= self.max_pending:
+                return
+            self._refreshing.add(p.key)
+        self._pool.submit(self._refresh, p, fetch, seen_t, trigger)
+
+    def _refresh(self, p: Plan, fetch: Callable[[], Any], seen_t: float, trigger: str) -> None:
+        outcome = "skipped"
+        try:
+            outcome = self._refresh_once(p, fetch, seen_t)
+        except UpstreamUnavailableError:
+            outcome = "unavailable"
+        except Exception:
+            outcome = "error"
+            logger.exception("background refresh of %s failed", p.tool)
+        finally:
+            with self._lock:
+                self._refreshing.discard(p.key)
+            metrics.REFRESHES.labels(trigger, outcome).inc()
+
+    def _refresh_once(self, p: Plan, fetch: Callable[[], Any], seen_t: float) -> str:
+        token = uuid.uuid4().hex
+        acquired = self._try_lock(p, token)
+        if acquired is not True:
+            return "skipped"  # another process is fetching this key already
+        try:
+            current = _l2(lambda: self._get(p), None)
+            if isinstance(current, dict) and current["t"] != seen_t:
+                return "skipped"  # refreshed (or replaced) since the reader saw it
+            self._fetch_and_store(p, fetch, redis_ok=True)
+            return "ok"
+        finally:
+            self._release(p, token)
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until no background refresh is queued or running (tests, shutdown); return whether it is."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._refreshing:
+                    return True
+            time.sleep(0.005)
+        return False
+
+    # --- invalidation ------------------------------------------------------------------------------------
+    def invalidate(self, instance: str, tags: Iterable[str]) -> int:
+        """Drop entries of `instance` under `tags` in every tier and process; raise CacheBackendError if Redis fails."""
+        wanted = list(dict.fromkeys(tags))
+        if not wanted:
+            return 0
+        self.l1.invalidate(instance, wanted)
+        index_keys = [keys.tag_index_key(instance, tag) for tag in wanted]
+        gen_keys = [keys.generation_key(instance, tag) for tag in wanted]
+        dropped = backend.invalidate(index_keys, gen_keys, self.generation_ttl_s)
+        self._broadcast(instance, wanted)
+        metrics.INVALIDATIONS.labels(instance).inc(dropped)
+        return dropped
+
+    def clear_matching(self, instance: str | None, pattern: str | None = None) -> int:
+        """Delete this app's keys (of `instance`, matching `pattern` under it) by SCAN; admin use only."""
+        match = keys.app_key_pattern(instance) if pattern is None else keys.app_key_pattern(instance)[:-1] + pattern
+        self.l1.clear(instance)
+        deleted = backend.call(lambda r: _scan_delete(r, match))
+        self._broadcast(instance, None)
+        return deleted
+
+    def _broadcast(self, instance: str | None, tags: list[str] | None) -> None:
+        payload = invalidation_message(instance, tags)
+        _l2(lambda: backend.call(lambda r: r.publish(keys.invalidation_channel(), payload)))
+
+    def close(self) -> None:
+        """Stop the subscriber and the refresher pool."""
+        self.subscriber.stop()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _scan_delete(r: Any, match: str) -> int:
+    deleted = 0
+    batch: list[bytes] = []
+    for key in r.scan_iter(match=match, count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            deleted += r.unlink(*batch)
+            batch = []
+    if batch:
+        deleted += r.unlink(*batch)
+    return int(deleted)
+
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def engine() -> Engine:
+    """Return the process's engine, built from settings on first use."""
+    global _engine
+    if _engine is None:
+        with _engine_lock:
+            if _engine is None:
+                _engine = Engine()
+    return _engine
+
+
+def reset_engine() -> None:
+    """Stop and forget the engine, breakers and loaded scripts (settings changed, tests)."""
+    global _engine
+    with _engine_lock:
+        old, _engine = _engine, None
+    if old is not None:
+        old.close()
+    reset_breakers()
+    backend.reset_scripts()

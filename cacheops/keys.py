@@ -1,0 +1,88 @@
+"""Key families of the cache engine: one function per family, all under `jn:v1`.
+
+Entry keys are `jn:v1:{instance}:{tenant}:{entity}:{op}:{hash of normalised args}`; normalisation drops
+None and default-valued arguments and sorts mapping keys, so equivalent calls share an entry while different
+tenants never do (the tenant is part of the key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import orjson
+
+from cacheops.conf import engine_setting
+
+VERSION = "jn:v1"
+
+
+def _ns() -> str:
+    return f"{engine_setting('KEY_NAMESPACE')}{VERSION}"
+
+
+def normalise_args(
+    args: Mapping[str, Any], defaults: Mapping[str, Any] | None = None, set_fields: Collection[str] = ()
+) -> dict[str, Any]:
+    """Return `args` without None and default values; fields named in `set_fields` become sorted lists."""
+    defaults = defaults or {}
+    normalised: dict[str, Any] = {}
+    for name, value in args.items():
+        if value is None or (name in defaults and defaults[name] == value):
+            continue
+        if name in set_fields and isinstance(value, list | tuple | set | frozenset):
+            value = sorted(value, key=lambda item: orjson.dumps(item, option=orjson.OPT_SORT_KEYS))
+        normalised[name] = value
+    return normalised
+
+
+def args_hash(normalised: Mapping[str, Any]) -> str:
+    """Return a short stable hash of normalised arguments (keys sorted at every depth)."""
+    payload = orjson.dumps(normalised, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+def entry_key(instance: str, tenant: str, entity: str, op: str, normalised: Mapping[str, Any]) -> str:
+    """Return the key of one cached read."""
+    return f"{_ns()}:{instance}:{tenant}:{entity}:{op}:{args_hash(normalised)}"
+
+
+def tag_index_key(instance: str, tag: str) -> str:
+    """Return the key of the set indexing every entry of `instance` under `tag`."""
+    return f"{_ns()}:tag:{instance}:{tag}"
+
+
+def generation_key(instance: str, tag: str) -> str:
+    """Return the key of the counter bumped each time `tag` of `instance` is invalidated."""
+    return f"{_ns()}:gen:{instance}:{tag}"
+
+
+def lock_key(key: str) -> str:
+    """Return the single-flight lock key of entry `key`."""
+    return f"{_ns()}:lock:{key}"
+
+
+def waiters_key(key: str) -> str:
+    """Return the flag a waiter sets so the lock holder knows to announce the fill."""
+    return f"{_ns()}:wait:{key}"
+
+
+def fill_channel() -> str:
+    """Return the pub/sub channel on which filled keys are announced to waiting processes."""
+    return f"{_ns()}:chan:filled"
+
+
+def invalidation_channel() -> str:
+    """Return the pub/sub channel on which invalidations are broadcast to every process's L1."""
+    return f"{_ns()}:chan:invalidate"
+
+
+def app_key_pattern(instance: str | None = None) -> str:
+    """Return the SCAN pattern matching this app's keys (admin clear only, never on a request path)."""
+    return f"{_ns()}:*" if instance is None else f"{_ns()}:{instance}:*"
+
+
+def entity_tag(entity: str) -> str:
+    """Return the implicit tag every entry of `entity` carries (invalidate-by-entity)."""
+    return f"entity:{entity}"

@@ -1,0 +1,119 @@
+"""The in-process tier: a small LRU bounded in entries and bytes, with a short TTL.
+
+Entries remember their instance and tags so an invalidation broadcast can drop them; a per-tag generation
+counter refuses stores from fetches that began before an invalidation (the L2 guard's local twin).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+EPOCH = "\x00epoch"
+MAX_GENERATIONS = 100_000
+
+
+@dataclass(frozen=True)
+class L1Entry:
+    """One value held in process."""
+
+    envelope: dict[str, Any]
+    instance: str
+    tags: frozenset[str]
+    size: int
+    expires_at: float
+
+
+class L1Cache:
+    """Thread-safe LRU of envelopes; every method holds the lock only for dictionary work."""
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, L1Entry] = OrderedDict()
+        self._bytes = 0
+        self._generations: dict[tuple[str, str], int] = {}
+        # Bumped by clear(): refuses every store from a fetch that began before it.
+        self._epoch = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str, now: float | None = None) -> dict[str, Any] | None:
+        """Return the envelope under `key` if present and not expired."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry.expires_at <= now:
+                self._remove(key)
+                return None
+            self._entries.move_to_end(key)
+            return entry.envelope
+
+    def generations(self, instance: str, tags: Iterable[str]) -> dict[str, int]:
+        """Return the local generation of each tag, to pass back to `put`."""
+        with self._lock:
+            seen = {tag: self._generations.get((instance, tag), 0) for tag in tags}
+            seen[EPOCH] = self._epoch
+            return seen
+
+    def put(self, key: str, entry: L1Entry, seen: Mapping[str, int] | None = None) -> bool:
+        """Store `entry` unless it is too big or one of its tags was invalidated since `seen`."""
+        if entry.size > self.max_bytes or self.max_entries <= 0:
+            return False
+        with self._lock:
+            if seen is not None and self._moved_since(entry.instance, seen):
+                return False
+            self._remove(key)
+            self._entries[key] = entry
+            self._bytes += entry.size
+            self._evict()
+            return True
+
+    def invalidate(self, instance: str, tags: Iterable[str]) -> int:
+        """Drop entries of `instance` carrying any of `tags` and bump those tags' generations."""
+        wanted = frozenset(tags)
+        with self._lock:
+            if len(self._generations) > MAX_GENERATIONS:
+                # Forgetting counters is safe only together with an epoch bump (refuses older fetches).
+                self._generations.clear()
+                self._epoch += 1
+            for tag in wanted:
+                self._generations[(instance, tag)] = self._generations.get((instance, tag), 0) + 1
+            doomed = [k for k, e in self._entries.items() if e.instance == instance and e.tags & wanted]
+            for key in doomed:
+                self._remove(key)
+            return len(doomed)
+
+    def clear(self, instance: str | None = None) -> int:
+        """Drop every entry (of `instance` when given); bump every generation so in-flight fetches do not store."""
+        with self._lock:
+            doomed = [k for k, e in self._entries.items() if instance is None or e.instance == instance]
+            for key in doomed:
+                self._remove(key)
+            self._epoch += 1
+            return len(doomed)
+
+    def stats(self) -> dict[str, int]:
+        """Return the entry count and byte total."""
+        with self._lock:
+            return {"entries": len(self._entries), "bytes": self._bytes}
+
+    def _moved_since(self, instance: str, seen: Mapping[str, int]) -> bool:
+        if seen.get(EPOCH, self._epoch) != self._epoch:
+            return True
+        return any(self._generations.get((instance, t), 0) != g for t, g in seen.items() if t != EPOCH)
+
+    def _remove(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry.size
+
+    def _evict(self) -> None:
+        while self._entries and (len(self._entries) > self.max_entries or self._bytes > self.max_bytes):
+            _, entry = self._entries.popitem(last=False)
+            self._bytes -= entry.size
