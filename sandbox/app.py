@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import random
 import threading
 import time
@@ -32,6 +33,7 @@ from sandbox.resources import Resource, resolve
 from sandbox.store import InvalidRecord, Store
 from sandbox.webhooks import InvalidWebhookConfig, Webhooks
 
+logger = logging.getLogger(__name__)
 API = "/api1"
 CONTROL = "/__sandbox"
 MAX_BODY = 10 * 1024 * 1024
@@ -158,6 +160,9 @@ class Sandbox:
                 return self.control(request)
         except BadRequest as exc:
             return message(400, str(exc))
+        except Exception as exc:  # the one place a sandbox bug becomes a 500, not a dropped socket
+            logger.exception("sandbox error on %s %s", request.method, request.path)
+            return message(500, f"sandbox error: {type(exc).__name__}")
         return NOT_FOUND
 
     # /api1

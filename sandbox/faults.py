@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 HANG_LIMIT_S = 60.0
@@ -32,9 +32,7 @@ class Fault:
 
     def public(self) -> dict[str, Any]:
         """Return the fault as shown by GET /__sandbox/faults."""
-        data = asdict(self)
-        data.pop("released")
-        return data
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "released"}
 
 
 def _optional_int(body: dict[str, Any], name: str, low: int, high: int) -> int | None:

@@ -27,6 +27,11 @@ def positive_float(text: str) -> float:
     return value
 
 
+def wait_forever() -> None:
+    """Block until the process is interrupted."""
+    threading.Event().wait()
+
+
 class Command(BaseCommand):
     help = "Run the local JobNimbus sandbox (API under /api1, control API under /__sandbox/)."
 
@@ -59,7 +64,7 @@ class Command(BaseCommand):
         self.stdout.write(f"JobNimbus sandbox at {handle.base_url} (keys: {ADMIN_KEY} all, {SALES_KEY} one sales rep)")
         self.stdout.write(f"control API at {handle.url}/__sandbox/ ; Ctrl-C stops")
         try:
-            threading.Event().wait()
+            wait_forever()
         except KeyboardInterrupt:
             pass
         finally:
