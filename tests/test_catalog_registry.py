@@ -13,11 +13,48 @@ from mcp_tools.catalog.base import ToolContext, UnknownToolError
 from mcp_tools.jobnimbus.errors import AuthError, NotFoundError, RateLimitedError, UnavailableError, ValidationError
 from tests.fixtures.catalog import FakeJobNimbus
 
-READS = """get_jobs search_jobs get_job get_contacts search_contacts get_contact get_estimates get_estimate get_invoices
-get_invoice get_activities get_activity get_calendar_activities get_tasks get_task get_attachments get_users
-get_account_settings get_products get_work_orders get_work_order get_material_orders get_payments get_webhooks""".split()
-WRITES = """create_contact update_contact delete_contact create_job update_job delete_job create_activity create_task
-update_task delete_task create_estimate update_estimate delete_estimate bulk_import_contacts""".split()
+READS = [
+    "get_jobs",
+    "search_jobs",
+    "get_job",
+    "get_contacts",
+    "search_contacts",
+    "get_contact",
+    "get_estimates",
+    "get_estimate",
+    "get_invoices",
+    "get_invoice",
+    "get_activities",
+    "get_activity",
+    "get_calendar_activities",
+    "get_tasks",
+    "get_task",
+    "get_attachments",
+    "get_users",
+    "get_account_settings",
+    "get_products",
+    "get_work_orders",
+    "get_work_order",
+    "get_material_orders",
+    "get_payments",
+    "get_webhooks",
+]
+WRITES = [
+    "create_contact",
+    "update_contact",
+    "delete_contact",
+    "create_job",
+    "update_job",
+    "delete_job",
+    "create_activity",
+    "create_task",
+    "update_task",
+    "delete_task",
+    "create_estimate",
+    "update_estimate",
+    "delete_estimate",
+    "bulk_import_contacts",
+]
 HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
 TOOLS = registry.all_tools()
 
@@ -31,7 +68,8 @@ def test_every_declaration_is_complete(spec: Any) -> None:
     Draft202012Validator.check_schema(spec.input_schema)
     Draft202012Validator.check_schema(spec.output_schema)
     assert spec.input_schema["additionalProperties"] is False
-    assert spec.title and len(spec.description) > 40
+    assert spec.title
+    assert len(spec.description) > 40
     assert all(isinstance(spec.annotations[h], bool) for h in HINTS)
     assert spec.read_only is (spec.name in READS)
     assert (spec.cache_entity is not None) is (spec.name in READS)
@@ -48,7 +86,9 @@ def valid_value(schema: dict[str, Any]) -> Any:
     if kind == "object":
         props = schema.get("properties", {})
         return {name: valid_value(props[name]) for name in schema.get("required", [])}
-    return {"integer": 1, "number": 1, "boolean": True}.get(str(kind), "2025-01-02" if "date" in str(schema) else "abc123")
+    return {"integer": 1, "number": 1, "boolean": True}.get(
+        str(kind), "2025-01-02" if "date" in str(schema) else "abc123"
+    )
 
 
 def wrong_value(schema: dict[str, Any]) -> Any:
@@ -76,7 +116,9 @@ def test_a_wrong_typed_argument_is_refused_naming_it(
 
 
 @pytest.mark.parametrize("spec", TOOLS, ids=lambda s: s.name)
-def test_an_unknown_argument_is_refused_naming_it(spec: Any, fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext) -> None:
+def test_an_unknown_argument_is_refused_naming_it(
+    spec: Any, fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext
+) -> None:
     schema = spec.input_schema
     args = {name: valid_value(schema["properties"][name]) for name in schema["required"]}
     result = registry.call_tool(tool_ctx, spec.name, {**args, "bogus": 1})
@@ -92,7 +134,11 @@ def test_an_unknown_argument_is_refused_naming_it(spec: Any, fake_jobnimbus: Fak
         ("get_jobs", {"size": 101}, "Argument 'size' must be an integer between 1 and 100, got 101"),
         ("get_jobs", {"from": -1}, "Argument 'from' must be an integer >= 0, got -1"),
         ("get_jobs", {"sort_direction": "up"}, "Argument 'sort_direction' must be one of 'asc', 'desc', got 'up'"),
-        ("get_jobs", {"verbosity": "full"}, "Argument 'verbosity' must be one of 'summary', 'compact', 'detailed', 'raw'"),
+        (
+            "get_jobs",
+            {"verbosity": "full"},
+            "Argument 'verbosity' must be one of 'summary', 'compact', 'detailed', 'raw'",
+        ),
         ("get_jobs", {"fields": ["name", 3]}, "Argument 'fields[1]' must be a string"),
         ("get_jobs", {"date_from": "last tuesday"}, "Argument 'date_from' must be an ISO date"),
         ("get_jobs", {"date_from": "2025-02-01", "date_to": "2025-01-01"}, "Argument 'date_from' must not be after"),
@@ -116,7 +162,8 @@ def test_defaults_are_applied(fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolConte
     result = registry.call_tool(tool_ctx, "get_jobs", {})
     assert not result.is_error
     assert fake_jobnimbus.lists("jobs") == [{"size": 20, "from_": 0}]
-    assert result.structured["from"] == 0 and result.structured["size"] == 20
+    assert result.structured["from"] == 0
+    assert result.structured["size"] == 20
 
 
 def test_an_unknown_tool_raises_for_the_protocol_layer() -> None:
@@ -129,7 +176,10 @@ def test_an_unknown_tool_raises_for_the_protocol_layer() -> None:
     [
         (AuthError("401 from JobNimbus"), "JobNimbus refused the API key"),
         (NotFoundError("jobs j9 not found", resource="jobs", jnid="j9"), "Not found in JobNimbus: jobs j9 not found"),
-        (ValidationError("rejected", upstream_message="name is required"), "JobNimbus rejected the request: name is required"),
+        (
+            ValidationError("rejected", upstream_message="name is required"),
+            "JobNimbus rejected the request: name is required",
+        ),
         (RateLimitedError("429", retry_after_s=7), "JobNimbus is unavailable, retry in 7 s"),
         (UnavailableError("503", retry_after_s=2.2), "JobNimbus is unavailable, retry in 3 s"),
         (UnavailableError("timeout"), "JobNimbus is unavailable, retry in 30 s"),

@@ -165,7 +165,14 @@ TOOLS: list[ToolSpec] = [
         resource="tasks",
         date_field="date_start",
     ),
-    detail_tool("get_task", "Get a task", "Return one task by jnid: title, type, schedule, priority, done or not, the records it is on.", entity="task", policy="tasks", resource="tasks"),
+    detail_tool(
+        "get_task",
+        "Get a task",
+        "Return one task by jnid: title, type, schedule, priority, done or not, the records it is on.",
+        entity="task",
+        policy="tasks",
+        resource="tasks",
+    ),
     write_tool(
         "create_task",
         "Create a task",

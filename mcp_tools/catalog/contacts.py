@@ -20,6 +20,7 @@ from mcp_tools.catalog.declare import (
     text,
     write_tool,
 )
+from mcp_tools.catalog.failures import upstream_message
 from mcp_tools.catalog.runtime import Args, client, drop_none, list_records, result, write
 from mcp_tools.catalog.search import CONTACT_FIELDS, SHAPES_DOC, search_clause
 from mcp_tools.catalog.validation import first_error
@@ -126,8 +127,11 @@ def _import_row(ctx: ToolContext, index: int, row: Any, existing: set[str]) -> d
         body, notice = contact_body(ctx, "bulk_import_contacts", row)
         api = client(ctx)
         record = write(ctx, "contact", "created", lambda: api.create("contacts", body))
-    except (ArgumentError, ValidationError, NotFoundError) as exc:
+    except ArgumentError as exc:
         return {**base, "status": "failed", "message": f"rows[{index}]: {exc}"}
+    except (ValidationError, NotFoundError) as exc:
+        # Only the row's own fault is per row; a refused key or an outage stops the import (retrying is safe).
+        return {**base, "status": "failed", "message": f"rows[{index}]: {upstream_message(exc)}"}
     if external_id:
         existing.add(external_id)  # a repeated external_id later in the same batch is a duplicate too
     return drop_none({**base, "status": "created", "jnid": record.get("jnid"), "notice": notice})

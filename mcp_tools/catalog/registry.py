@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -19,8 +18,9 @@ from cacheops.errors import UpstreamUnavailableError
 from mcp_tools.catalog import account, activities, contacts, financial, jobs
 from mcp_tools.catalog.args import ArgumentError
 from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec, UnknownToolError
+from mcp_tools.catalog.failures import unavailable_message, upstream_message
 from mcp_tools.catalog.validation import first_error, validator_for
-from mcp_tools.jobnimbus.errors import AuthError, JobNimbusError, NotFoundError, ValidationError
+from mcp_tools.jobnimbus.errors import JobNimbusError
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def call_tool(ctx: ToolContext, name: str, arguments: Mapping[str, Any] | None) 
     except JobNimbusError as exc:
         return error_result(upstream_message(exc))
     except UpstreamUnavailableError as exc:
-        return error_result(_unavailable(getattr(exc, "retry_after_s", None)))
+        return error_result(unavailable_message(getattr(exc, "retry_after_s", None)))
     except Exception:
         # A bug, not the caller's fault: log it with the traceback, answer without one.
         logger.exception("tool %s crashed", name)
@@ -82,25 +82,6 @@ def with_defaults(schema: Mapping[str, Any], args: Mapping[str, Any]) -> dict[st
         if key not in filled and "default" in prop:
             filled[key] = copy.deepcopy(prop["default"])
     return filled
-
-
-def upstream_message(exc: JobNimbusError) -> str:
-    """Return what a model should be told about a JobNimbus failure."""
-    if isinstance(exc, AuthError):
-        return f"JobNimbus refused the API key: {exc}. Check the key sent in X-JobNimbus-Api-Key."
-    if isinstance(exc, NotFoundError):
-        return f"Not found in JobNimbus: {exc}. Check the jnid (list or search tools return valid ones)."
-    if isinstance(exc, ValidationError):
-        said = exc.upstream_message or str(exc)
-        return f"JobNimbus rejected the request: {said}"
-    if isinstance(exc, UpstreamUnavailableError):
-        return _unavailable(getattr(exc, "retry_after_s", None))
-    return f"JobNimbus request failed: {exc}"
-
-
-def _unavailable(retry_after_s: float | None) -> str:
-    wait = max(1, math.ceil(retry_after_s)) if retry_after_s else 30
-    return f"JobNimbus is unavailable, retry in {wait} s."
 
 
 def error_result(message: str) -> ToolResult:
