@@ -17,6 +17,8 @@ from mcp_tools.protocol.errors import Throttled
 
 logger = logging.getLogger(__name__)
 
+_BACKEND_ERRORS = (ConnectionInterrupted, CacheBackendError, RedisError, OSError)
+
 
 class TenantRateThrottle(SimpleRateThrottle):
     """Allow MCP_THROTTLE_RATE requests per tenant.
@@ -47,10 +49,22 @@ class TenantRateThrottle(SimpleRateThrottle):
             return True
         try:
             return super().allow_request(request, view)
-        except (ConnectionInterrupted, CacheBackendError, RedisError, OSError) as exc:
+        except _BACKEND_ERRORS as exc:
             logger.warning("throttle paused for %.0f s, cache unavailable: %s", self.pause_after_failure_s, exc)
             TenantRateThrottle._paused_until = time.monotonic() + self.pause_after_failure_s
             return True
+        except Exception:
+            # An unreadable history (e.g. written by a deploy with another cache serializer) must not fail
+            # the request: drop it and let the tenant start a fresh window.
+            logger.exception("throttle history unreadable; starting a fresh window for this tenant")
+            self._forget()
+            return True
+
+    def _forget(self) -> None:
+        try:
+            self.cache.delete(self.key)
+        except _BACKEND_ERRORS:
+            logger.warning("could not drop an unreadable throttle history")
 
 
 def enforce(request: HttpRequest, tenant: str | None) -> None:

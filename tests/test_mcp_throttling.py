@@ -6,9 +6,11 @@ from typing import Any
 
 import orjson
 import pytest
+from django.core.cache import cache as django_cache
 from django.test import Client
 from django_redis.cache import RedisCache
 
+from cacheops.api import tenant_id
 from mcp_tools.throttling import TenantRateThrottle
 from tests.fixtures.servers import new_api_key
 
@@ -79,3 +81,16 @@ def test_dead_redis_fails_open_and_pauses(client: Client, settings: Any, monkeyp
     key = new_api_key()
     assert [post(client, key).status_code for _ in range(3)] == [200, 200, 200]
     assert dead.attempts == 1  # after the first failure the throttle stands aside instead of retrying Redis
+
+
+@pytest.mark.redis
+def test_unreadable_history_is_dropped_not_fatal(client: Client, settings: Any) -> None:
+    settings.MCP_THROTTLE_RATE = "5/min"
+    key = new_api_key()
+    throttle = TenantRateThrottle(tenant_id(key))
+    cache_key = throttle.get_cache_key(None, None)
+    raw = django_cache.client.get_client(write=True)  # type: ignore[attr-defined]
+    raw.set(django_cache.make_key(cache_key), b"\x80not-a-history", ex=60)
+    assert post(client, key).status_code == 200
+    assert post(client, key).status_code == 200
+    assert len(django_cache.get(cache_key)) == 1  # a fresh window holding the second request
