@@ -6,6 +6,7 @@ CacheBackendError. Deciding whether to degrade is the engine's job (cacheops.eng
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -125,3 +126,13 @@ def release(lock: str, waiters: str, token: str, channel: str, key: str) -> None
 def reset_scripts() -> None:
     """Forget registered scripts (a new client or server needs them loaded again)."""
     _scripts.clear()
+
+
+def ping() -> float | None:
+    """Return the Redis round trip in ms, or None when it does not answer (health only: bypasses the breaker)."""
+    started = time.perf_counter()
+    try:
+        client().ping()
+    except (redis.RedisError, OSError):
+        return None
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -97,7 +97,7 @@ class Subscriber:
             self.on_clear(None)  # anything broadcast while we were away is lost: drop what it might have hit
             self.ready.set()
             while not self._stop.is_set():
-                message = pubsub.get_message(timeout=0.5)
+                message = pubsub.get_message(timeout=0.1)
                 if message is not None:
                     self._dispatch(message)
         finally:

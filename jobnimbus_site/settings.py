@@ -108,6 +108,14 @@ CACHES = {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
             "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT_S,
             "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT_S,
+            # JSON (orjson) values, never pickle; zstd above 1 KB (django-redis plug points, cacheops.serializers).
+            "SERIALIZER": "cacheops.serializers.OrjsonSerializer",
+            "COMPRESSOR": (
+                "cacheops.serializers.ZstdCompressor"
+                if e.read_bool("CACHE_COMPRESSION", True)
+                else "django_redis.compressors.identity.IdentityCompressor"
+            ),
+            "COMPRESS_MIN_LENGTH": e.read_int("CACHE_COMPRESS_MIN_BYTES", 1024, minimum=0),
         },
     }
 }
@@ -229,20 +237,6 @@ CELERY_BEAT_SCHEDULE.update(
 PUBLIC_BASE_URL = e.read_url("PUBLIC_BASE_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/")
 
 # --- Cache engine (cacheops.engine; options read lazily through cacheops.conf) -----------------
-# JSON (orjson) values, never pickle; zstd above 1 KB (django-redis plug points).
-CACHES["default"]["OPTIONS"].update(
-    {
-        "SERIALIZER": "cacheops.serializers.OrjsonSerializer",
-        "COMPRESSOR": (
-            "cacheops.serializers.ZstdCompressor"
-            if e.read_bool("CACHE_COMPRESSION", True)
-            else "django_redis.compressors.identity.IdentityCompressor"
-        ),
-        "COMPRESS_MIN_LENGTH": e.read_int("CACHE_COMPRESS_MIN_BYTES", 1024, minimum=0),
-    }
-)
-
-
 def _ttl_overrides() -> dict[str, int]:
     """Return CACHE_TTL_<POLICY> overrides, refusing names that are not policies."""
     from cacheops.policies import DEFAULT_POLICIES  # the one table of policy names
