@@ -6,7 +6,8 @@ has two profiles:
 - `sales_rep:<user id>`: the contacts and jobs whose `sales_rep` is that user, and the records linked to one of them
   through `primary` or `related` (their notes, tasks, files, estimates, invoices, orders, payments, budgets).
   Records linked to nothing (the product catalog) are account-wide and visible; users and settings are too.
-  A record outside the profile answers 404 on GET/PUT, as if it did not exist.
+  A record outside the profile answers 404 on GET/PUT, as if it did not exist. A contact or job such a key creates
+  without a `sales_rep` gets the key's user as its rep.
 Built-in keys: `sandboxadminkey0001` (all) and `sandboxsaleskey0001` (sales_rep: Dana Reyes, the first user).
 """
 

@@ -225,7 +225,7 @@ class Sandbox:
         if jnid is None and request.method == "GET":
             return self.list(request, res, visible)
         if jnid is None and request.method == "POST" and res.writable and rest == res.path:
-            return self.create(request, res)
+            return self.create(request, res, profile)
         if jnid is not None and request.method == "GET":
             return self.one(request, res, jnid, visible)
         if jnid is not None and request.method == "PUT" and res.updatable:
@@ -266,10 +266,14 @@ class Sandbox:
             return Response(302, b"", [("Location", self.signed_download_url(request, jnid))])
         return json_response(record)
 
-    def create(self, request: Request, res: Resource) -> Response:
+    def create(self, request: Request, res: Resource, profile: Profile) -> Response:
         """Create a record and notify webhooks once it is visible."""
         try:
-            record = self.store.create(res, request.object(), int(time.time()))
+            body = request.object()
+            if profile.sales_rep and res.name in ("contacts", "jobs"):
+                # A restricted key's new contact/job is its own rep's, so the key can still see what it made.
+                body.setdefault("sales_rep", profile.sales_rep)
+            record = self.store.create(res, body, int(time.time()))
         except InvalidRecord as exc:
             return message(400, str(exc))
         self.webhooks.notify("created", record)

@@ -86,3 +86,10 @@ def test_bad_key_requests_are_400(sandbox, body, says):
     response = requests.post(sandbox.url + "/__sandbox/keys", json=body, timeout=5)
     assert response.status_code == 400
     assert says in response.json()["message"]
+
+
+def test_sales_key_creates_in_its_own_book(clean_sandbox):
+    body = {"record_type_name": "Customer", "status_name": "Lead", "first_name": "Own"}
+    created = api(clean_sandbox, "POST", "/contacts", key=SANDBOX_SALES_KEY, json=body).json()
+    assert created["sales_rep"] == clean_sandbox.sales_rep_id
+    assert api(clean_sandbox, "GET", f"/contacts/{created['jnid']}", key=SANDBOX_SALES_KEY).status_code == 200
