@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.test import Client, override_settings
 
+from cacheops.api import CacheScope, ReadRequest, read_through, record_tag, tenant_id
 from cacheops.models import InvalidationEvent
 from tests.fixtures.celery import WorkerHandle
 from tests.fixtures.freshness import INSTANCES, SECRET
@@ -52,3 +53,29 @@ def test_webhook_is_applied_by_the_worker(
     # Applied by the worker, not inline: the worker logged running this very task.
     assert re.search(r"Task cacheops\.apply_invalidation_event\[[0-9a-f-]+\] succeeded", to_worker.log())
     assert not [r for r in caplog.records if "inline" in r.getMessage()]
+
+
+def test_webhook_makes_the_next_read_fresh(client: Client, to_worker: WorkerHandle) -> None:
+    instance, jnid = f"fr-{uuid.uuid4().hex[:10]}", f"job-{uuid.uuid4().hex[:8]}"
+    request = ReadRequest(
+        scope=CacheScope(instance, tenant_id("tenantkey0123456789")),
+        entity="job",
+        op="get",
+        policy="job_detail",
+        args={"jnid": jnid},
+        tool="get_job",
+        tags=(record_tag(jnid),),
+    )
+    with override_settings(JOBNIMBUS_INSTANCES={instance: {"api_key": None, "webhook_secret": SECRET}}):
+        read_through(request, lambda: {"status_name": "Lead"})
+        cached = read_through(request, lambda: {"status_name": "Won"})
+        assert (cached.value, cached.status) == ({"status_name": "Lead"}, "hit_l1")
+        body = {"event": "updated", "type": "job", "jnid": jnid, "primary": {"id": "contact-1"}}
+        response = client.post(f"/webhooks/jobnimbus/{instance}", data=orjson.dumps(body),
+                                content_type="application/json", headers={"X-Webhook-Token": SECRET})  # fmt: skip
+        event = _wait_applied(response.json()["event_id"])
+        assert event.applied is not None, to_worker.log()
+        assert event.keys_dropped >= 1
+        fresh = read_through(request, lambda: {"status_name": "Won"})
+    assert fresh.value == {"status_name": "Won"}
+    assert fresh.status == "miss"
