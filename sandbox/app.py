@@ -223,7 +223,7 @@ class Sandbox:
         """Dispatch by method on a resource path."""
         visible = profile.visibility(self.store)
         if jnid is None and request.method == "GET":
-            return self.list(request, res, visible)
+            return self.list_records(request, res, visible)
         if jnid is None and request.method == "POST" and res.writable and rest == res.path:
             return self.create(request, res, profile)
         if jnid is not None and request.method == "GET":
@@ -232,7 +232,7 @@ class Sandbox:
             return self.update(request, res, jnid, visible)
         return message(405, f"{request.method} is not supported on {API}{rest}")
 
-    def list(self, request: Request, res: Resource, visible: Callable[[Record], bool]) -> Response:
+    def list_records(self, request: Request, res: Resource, visible: Callable[[Record], bool]) -> Response:
         """Answer a list request with its envelope."""
         try:
             spec = orjson.loads(request.param("filter") or "{}")
