@@ -79,3 +79,14 @@ def test_stats_refuse_a_bad_window(staff: Client, hours: str) -> None:
     response = staff.get("/cache/invalidations/stats", {"hours": hours})
     assert response.status_code == 400
     assert "hours" in response.json()
+
+
+def test_admin_lists_events_read_only(staff: Client) -> None:
+    User.objects.filter(username="owner").update(is_superuser=True)
+    event = _event(jnid="J-admin")
+    listing = staff.get("/admin/cacheops/invalidationevent/")
+    assert listing.status_code == 200
+    assert b"J-admin" in listing.content
+    assert staff.get("/admin/cacheops/invalidationevent/add/").status_code == 403
+    assert staff.post(f"/admin/cacheops/invalidationevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert InvalidationEvent.objects.filter(pk=event.pk).exists()
