@@ -39,6 +39,7 @@ class Subscriber:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._connected_before = False
         self._fill_channel = keys.fill_channel()
         self._invalidation_channel = keys.invalidation_channel()
 
@@ -94,7 +95,9 @@ class Subscriber:
         try:
             pubsub.subscribe(self._fill_channel, self._invalidation_channel)
             pubsub.get_message(timeout=1.0)  # the subscribe confirmation: we are live from here on
-            self.on_clear(None)  # anything broadcast while we were away is lost: drop what it might have hit
+            if self._connected_before:
+                self.on_clear(None)  # anything broadcast while we were away is lost: drop what it might have hit
+            self._connected_before = True
             self.ready.set()
             while not self._stop.is_set():
                 message = pubsub.get_message(timeout=0.1)

@@ -66,6 +66,14 @@ class Flight:
     error: BaseException | None = None
 
 
+# Wall clock of stored-at times and windows; tests move it instead of sleeping.
+wall_clock: Callable[[], float] = time.time
+
+
+def _now() -> float:
+    return wall_clock()
+
+
 def _l2(operation: Callable[[], T], fallback: Any = DOWN) -> T | Any:
     """Run a Redis step; when Redis fails or its breaker is open, degrade to `fallback` (the one place)."""
     try:
@@ -129,7 +137,7 @@ class Engine:
         return result
 
     def _resolve(self, p: Plan, fetch: Callable[[], Any]) -> Read:
-        now = time.time()
+        now = _now()
         local = self.l1.get(p.key)
         if local is not None:
             return self._served(local, "hit_l1", p, now)
@@ -150,7 +158,7 @@ class Engine:
         except UpstreamUnavailableError:
             if fallback is None:
                 raise
-            return self._served(fallback, "stale", p, time.time())
+            return self._served(fallback, "stale", p, _now())
         return Read(value, status, 0.0, p.policy.fresh_s)
 
     def _served(self, envelope: dict[str, Any], status: str, p: Plan, now: float) -> Read:
@@ -249,8 +257,8 @@ class Engine:
 
     def _filled(self, p: Plan) -> Any:
         stored = _l2(lambda: self._get(p), None)
-        if isinstance(stored, dict) and window_of(stored, p.policy, time.time()) == "fresh":
-            self._remember(p, stored, time.time())
+        if isinstance(stored, dict) and window_of(stored, p.policy, _now()) == "fresh":
+            self._remember(p, stored, _now())
             return stored["v"]
         return None
 
@@ -271,7 +279,7 @@ class Engine:
         seen_l1 = self.l1.generations(p.instance, p.tags)
         started = time.perf_counter()
         value = self.guarded_call(p.instance, p.tool, fetch)
-        envelope = {"v": value, "t": time.time(), "d": round(time.perf_counter() - started, 6), "f": p.policy.fresh_s}
+        envelope = {"v": value, "t": _now(), "d": round(time.perf_counter() - started, 6), "f": p.policy.fresh_s}
         raw = backend.encode(envelope)
         if len(raw) > self.max_item_bytes:
             metrics.UNCACHEABLE.labels(p.tool, "too_big").inc()
@@ -280,7 +288,7 @@ class Engine:
         if seen_l2 is not DOWN and self._store_l2(p, raw, gen_keys, seen_l2) is False:
             metrics.UNCACHEABLE.labels(p.tool, "invalidated_during_fetch").inc()
             return value
-        self._remember(p, envelope, time.time(), seen_l1)
+        self._remember(p, envelope, _now(), seen_l1)
         return value
 
     def _store_l2(self, p: Plan, raw: bytes, gen_keys: list[str], seen: list[Any]) -> Any:
