@@ -42,10 +42,11 @@ def _estimate_body(args: Args) -> dict[str, Any]:
 
 
 def _totals(items: list[dict[str, Any]]) -> dict[str, float]:
-    # JobNimbus recomputes totals from items in its UI; sending them keeps list views right before it does.
+    # Subtotal and cost follow from the items alone; tax and total depend on the account's tax rules, so they
+    # are left to JobNimbus rather than guessed.
     subtotal = sum(i["quantity"] * i["price"] for i in items)
     cost = sum(i["quantity"] * i.get("cost", 0) for i in items)
-    return {"subtotal": round(subtotal, 2), "total": round(subtotal, 2), "cost": round(cost, 2)}
+    return {"subtotal": round(subtotal, 2), "cost": round(cost, 2)}
 
 
 def _create_estimate(ctx: ToolContext, args: Args) -> ToolResult:
@@ -83,7 +84,8 @@ TOOLS: list[ToolSpec] = [
     write_tool(
         "create_estimate",
         "Create an estimate",
-        "Create an estimate on a job (related_to) from line items; subtotal/total/cost are computed from them.",
+        "Create an estimate on a job (related_to) from line items; subtotal and cost are computed from them, tax and "
+        "total by JobNimbus.",
         object_schema(
             {"related_to": jnid_schema("jnid of the job (or contact) the estimate is for."), **ESTIMATE_PROPS},
             required=["related_to", "items"],
