@@ -143,6 +143,7 @@ def test_an_unknown_argument_is_refused_naming_it(
         ("get_jobs", {"date_from": "last tuesday"}, "Argument 'date_from' must be an ISO date"),
         ("get_jobs", {"date_from": "2025-02-01", "date_to": "2025-01-01"}, "Argument 'date_from' must not be after"),
         ("search_jobs", {}, "Argument 'query' is required"),
+        ("search_contacts", {"query": " * "}, "Argument 'query' must contain text to search for, got ' * '"),
         ("get_job", {"jnid": "a b"}, "Argument 'jnid' must be a string"),
         ("create_contact", {"email": "a@b.co"}, "One of 'first_name', 'last_name', 'display_name' or 'company'"),
         ("update_job", {"jnid": "j1"}, "Pass at least one field to change"),

@@ -146,15 +146,17 @@ def test_bulk_import_reports_each_row_and_a_bad_row_stops_nothing(
     fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext
 ) -> None:
     fake_jobnimbus.fail_on = {"Bad"}
-    batch = [*rows("x1"), {"email": 5}, {"display_name": "Bad"}, {"company": "NoName"}, {"phone": "1"}, *rows("x2")]
+    batch = [*rows("x1"), {"email": 5}, {"display_name": "Bad"}, {"company": "NoName"}, {"phone": "1"}, *rows("x2"), 7]
     out = call(tool_ctx, "bulk_import_contacts", rows=batch)
     statuses = [(r["row"], r["status"]) for r in out["results"]]
-    assert statuses == [(0, "created"), (1, "failed"), (2, "failed"), (3, "created"), (4, "failed"), (5, "created")]
+    assert statuses == [(0, "created"), (1, "failed"), (2, "failed"), (3, "created"), (4, "failed"), (5, "created"),
+                        (6, "failed")]  # fmt: skip
     messages = {r["row"]: r.get("message", "") for r in out["results"]}
     assert messages[1].startswith("Argument 'rows[1].email' must be a string")
     assert "display_name is not allowed" in messages[2]
     assert "Unknown argument 'rows[4].phone'" in messages[4]
-    assert (out["created"], out["skipped"], out["failed"]) == (3, 0, 3)
+    assert messages[6] == "Argument 'rows[6]' must be an object, got 7"
+    assert (out["created"], out["skipped"], out["failed"]) == (3, 0, 4)
 
 
 def test_a_retried_bulk_import_creates_no_duplicates(fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext) -> None:

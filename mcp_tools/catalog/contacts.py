@@ -231,7 +231,7 @@ TOOLS: list[ToolSpec] = [
                     "type": "array",
                     "minItems": 1,
                     "maxItems": MAX_IMPORT_ROWS,
-                    "items": {"type": "object"},
+                    "items": {"description": "One contact; a row that is not valid fails alone."},
                     "description": "The contacts to create (create_contact's fields, plus external_id).",
                 }
             },

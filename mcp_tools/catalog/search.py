@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mcp_tools.catalog.args import ArgumentError
 from mcp_tools.jobnimbus.filters import Clause, term, wildcard
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -41,7 +42,9 @@ JOB_SHAPES_DOC = _SHAPES + _COMMON_SHAPES
 
 def search_clause(query: str, fields: SearchFields) -> Clause:
     """Return the one clause that searches `fields` for `query`."""
-    text = query.strip()
+    text = query.strip().strip("*?").strip()
+    if not text:
+        raise ArgumentError(f"Argument 'query' must contain text to search for, got {query!r}")
     digits = re.sub(r"\D", "", text)
     if fields.email and _EMAIL.match(text):
         return term(fields.email, text.lower())
