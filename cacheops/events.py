@@ -162,6 +162,14 @@ def sweep_unapplied(*, min_age_s: float | None = None, limit: int | None = None)
     return sum(1 for event_id in ids if apply_event(event_id) is not None)
 
 
+def prune_history(*, older_than_days: int | None = None) -> int:
+    """Delete applied events older than the retention; return how many rows went. Unapplied ones stay."""
+    days = freshness_setting("RETENTION_DAYS") if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = InvalidationEvent.objects.filter(applied__isnull=False, received__lt=cutoff).delete()
+    return deleted
+
+
 def record_and_apply(change: Change, *, source: str = EventSource.MANUAL) -> InvalidationEvent:
     """Store a change and apply it now, in this process (operators' `invalidate`, the poller)."""
     event = record_event(change, source=source, digest=digest_change(change, timezone.now().isoformat()))

@@ -22,6 +22,8 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_MIN_AGE_S": 30,
     "SWEEP_BATCH": 200,
     "MAX_ATTEMPTS": 10,
+    # Applied events are history; the sweep deletes those older than this.
+    "RETENTION_DAYS": 30,
     # Polling: overlap behind the watermark (late writes, equal timestamps), page size and a page cap per run.
     "POLL_OVERLAP_S": 120,
     "POLL_PAGE_SIZE": 100,

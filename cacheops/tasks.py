@@ -15,7 +15,8 @@ def apply_invalidation_event(event_id: int) -> int | None:
 
 @shared_task(name="cacheops.sweep_invalidation_events", ignore_result=True, time_limit=300, soft_time_limit=240)
 def sweep_invalidation_events() -> int:
-    """Re-apply stored events that never got applied."""
+    """Re-apply stored events that never got applied, and prune old applied history."""
+    events.prune_history()
     return events.sweep_unapplied()
 
 

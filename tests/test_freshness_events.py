@@ -124,3 +124,12 @@ def test_invalidate_command_refuses_unknown_names(args: tuple[str, ...], says: s
     with pytest.raises(CommandError, match=says):
         call_command("invalidate", *args)
     assert not InvalidationEvent.objects.exists()
+
+
+def test_prune_history_deletes_only_old_applied_events(tag_spy) -> None:
+    old_applied, old_pending, recent = _stored("A", age_s=40 * 86400), _stored("B", age_s=40 * 86400), _stored("C")
+    apply_event(old_applied.pk)
+    apply_event(recent.pk)
+    assert events.prune_history() == 1
+    assert sorted(InvalidationEvent.objects.values_list("jnid", flat=True)) == ["B", "C"]
+    assert old_pending.pk in InvalidationEvent.objects.values_list("pk", flat=True)

@@ -183,6 +183,11 @@ def test_oversized_body_is_413(client: Client) -> None:
     assert not InvalidationEvent.objects.exists()
 
 
+def test_csrf_is_not_required() -> None:
+    strict = Client(enforce_csrf_checks=True)
+    assert _post(strict, _documented(), **{"X-Webhook-Token": SECRET}).status_code == 202
+
+
 def test_get_is_not_allowed(client: Client) -> None:
     assert client.get(URL, headers={"X-Webhook-Token": SECRET}).status_code == 405
 
