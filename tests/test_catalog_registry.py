@@ -159,6 +159,12 @@ def test_bad_values_get_a_precise_message(
     assert result.structured == {"error": result.text}
 
 
+def test_arguments_that_are_not_an_object_are_refused(fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext) -> None:
+    result = registry.call_tool(tool_ctx, "get_jobs", ["size", 5])  # type: ignore[arg-type]
+    assert result.is_error
+    assert result.text == "Tool arguments must be an object, got list"
+
+
 def test_defaults_are_applied(fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext) -> None:
     result = registry.call_tool(tool_ctx, "get_jobs", {})
     assert not result.is_error

@@ -57,6 +57,8 @@ def get_tool(name: str) -> ToolSpec:
 def call_tool(ctx: ToolContext, name: str, arguments: Mapping[str, Any] | None) -> ToolResult:
     """Validate `arguments`, apply defaults, run the tool; every failure is an `is_error` result, never raised."""
     spec = get_tool(name)
+    if arguments is not None and not isinstance(arguments, Mapping):
+        return error_result(f"Tool arguments must be an object, got {type(arguments).__name__}")
     args = dict(arguments or {})
     problem = first_error(_validator(name), args)
     if problem:
