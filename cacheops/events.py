@@ -10,7 +10,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from django.db import transaction
@@ -72,13 +72,13 @@ def record_event(change: Change, *, source: str, digest: str) -> InvalidationEve
     )
 
 
-def _pending_original(instance: str, digest: str, now: object) -> InvalidationEvent | None:
+def _pending_original(instance: str, digest: str, now: datetime) -> InvalidationEvent | None:
     window = timedelta(seconds=freshness_setting("DEDUP_WINDOW_S"))
     return (
         InvalidationEvent.objects.filter(
             instance=instance,
             payload_digest=digest,
-            received__gte=now - window,  # type: ignore[operator]
+            received__gte=now - window,
             claimed_at__isnull=True,
             applied__isnull=True,
         )
