@@ -15,38 +15,13 @@ from typing import Any
 import django
 import orjson
 import redis
-import requests
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobnimbus_site.settings")
 django.setup()
 
 from cacheops import engine  # noqa: E402
-from cacheops.api import CacheScope, ReadRequest, list_tag, read_through, tenant_id  # noqa: E402
-from cacheops.errors import UpstreamUnavailableError  # noqa: E402
-
-
-def contacts_request(api_key: str) -> ReadRequest:
-    """Return the contacts list read every worker makes."""
-    return ReadRequest(
-        scope=CacheScope("demo", tenant_id(api_key)),
-        entity="contact",
-        op="list",
-        policy="contacts",
-        args={"size": 5},
-        tool="get_contacts",
-        tags=(list_tag("contact"),),
-    )
-
-
-def sandbox_fetch(base_url: str, api_key: str) -> Any:
-    """Return the sandbox's contacts page; 5xx/429 are JobNimbus being unavailable."""
-    response = requests.get(
-        f"{base_url}/contacts", params={"size": 5}, headers={"Authorization": f"Bearer {api_key}"}, timeout=10
-    )
-    if response.status_code >= 500 or response.status_code == 429:
-        raise UpstreamUnavailableError(f"sandbox answered {response.status_code}")
-    response.raise_for_status()
-    return response.json()
+from cacheops.api import read_through  # noqa: E402
+from tests.cache_helpers import contacts_request, sandbox_fetch  # noqa: E402
 
 
 def burst(control: redis.Redis, ns: str, base_url: str, api_key: str, threads: int) -> dict[str, Any]:

@@ -18,14 +18,6 @@ from tests.fixtures.redis import CacheEnv, engine_setting_for
 HOUR = 3600
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Return a movable wall clock for stored-at times and windows: clock[0] += seconds."""
-    now = [time.time()]
-    monkeypatch.setattr(engine, "wall_clock", lambda: now[0])
-    return now
-
-
 def drop_l1() -> None:
     engine.engine().l1.clear()
 
@@ -121,9 +113,9 @@ def test_compression_applies_above_one_kilobyte(cache_backend: CacheEnv) -> None
         assert orjson.loads(large)["v"] == page
 
 
-def test_stale_if_error_serves_the_stored_value(cache_backend: CacheEnv, clock: list[float]) -> None:
+def test_stale_if_error_serves_the_stored_value(cache_backend: CacheEnv, cache_clock: list[float]) -> None:
     cache_backend.read()
-    clock[0] += HOUR * 1.6  # past fresh (1 h) and stale-while-revalidate (30 min): only servable on error
+    cache_clock[0] += HOUR * 1.6  # past fresh (1 h) and stale-while-revalidate (30 min): only servable on error
     drop_l1()
     outcome = cache_backend.read(fetch=unavailable)
     assert (outcome.status, outcome.value) == ("stale", {"n": 1})
@@ -131,9 +123,9 @@ def test_stale_if_error_serves_the_stored_value(cache_backend: CacheEnv, clock: 
     assert outcome.age_s >= HOUR * 1.6
 
 
-def test_past_the_stale_if_error_window_the_error_is_raised(cache_backend: CacheEnv, clock: list[float]) -> None:
+def test_past_the_stale_if_error_window_the_error_is_raised(cache_backend: CacheEnv, cache_clock: list[float]) -> None:
     cache_backend.read()
-    clock[0] += HOUR * 26
+    cache_clock[0] += HOUR * 26
     drop_l1()
     with pytest.raises(UpstreamUnavailableError):
         cache_backend.read(fetch=unavailable)
@@ -145,7 +137,7 @@ def test_fail_fast_with_nothing_cached(cache_backend: CacheEnv) -> None:
     assert caught.value.retry_after_s == 7
 
 
-def test_open_upstream_breaker_serves_stale_and_fails_fast(cache_backend: CacheEnv, clock: list[float]) -> None:
+def test_open_upstream_breaker_serves_stale_and_fails_fast(cache_backend: CacheEnv, cache_clock: list[float]) -> None:
     cache_backend.settings.CACHEOPS_ENGINE = engine_setting_for(
         cache_backend.namespace, UPSTREAM_BREAKER={"FAILURES": 2, "OPEN_S": 30.0}
     )
@@ -157,7 +149,7 @@ def test_open_upstream_breaker_serves_stale_and_fails_fast(cache_backend: CacheE
     cache_backend.calls.clear()
     with pytest.raises(UpstreamUnavailableError, match="retry in"):
         cache_backend.read(cache_backend.request(args={"size": 3}))
-    clock[0] += HOUR * 1.6
+    cache_clock[0] += HOUR * 1.6
     drop_l1()
     stale = cache_backend.read()
     assert stale.status == "stale"
@@ -167,9 +159,9 @@ def test_open_upstream_breaker_serves_stale_and_fails_fast(cache_backend: CacheE
     assert cache_backend.calls == []
 
 
-def test_burst_on_soft_expired_key_refreshes_once(cache_backend: CacheEnv, clock: list[float]) -> None:
+def test_burst_on_soft_expired_key_refreshes_once(cache_backend: CacheEnv, cache_clock: list[float]) -> None:
     cache_backend.read()
-    clock[0] += HOUR + 60  # inside stale-while-revalidate
+    cache_clock[0] += HOUR + 60  # inside stale-while-revalidate
     drop_l1()
     release = threading.Event()
 
