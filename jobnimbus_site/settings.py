@@ -10,9 +10,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from jobnimbus_site import env as e
+
+# Lets generic classes such as ModelAdmin[Alert] be subscripted at run time, as the type stubs write them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
