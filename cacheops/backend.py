@@ -85,10 +85,15 @@ def call(operation: Callable[[redis.Redis], T]) -> T:
         raise CacheBackendError("Redis breaker is open")
     try:
         result = operation(client())
-    except (redis.RedisError, OSError) as exc:
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         breaker.record_failure()
         metrics.ERRORS.labels("redis").inc()
-        raise CacheBackendError(f"Redis failed: {exc.__class__.__name__}") from exc
+        raise CacheBackendError(f"Redis is unreachable: {exc.__class__.__name__}") from exc
+    except redis.RedisError as exc:
+        # Redis answered (an error reply): it is up, so the breaker is not told of a failure.
+        breaker.record_success()
+        metrics.ERRORS.labels("redis_reply").inc()
+        raise CacheBackendError(f"Redis refused the command: {exc}") from exc
     breaker.record_success()
     return result
 

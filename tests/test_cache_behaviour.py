@@ -103,7 +103,8 @@ def test_compression_applies_above_one_kilobyte(cache_backend: CacheEnv) -> None
     page = {"results": [{"jnid": f"job{i}", "status_name": "Lead", "description": "roof " * 20} for i in range(50)]}
     cache_backend.read(cache_backend.request(args={"size": 50}), cache_backend.counting(page))
     cache_backend.read(cache_backend.request(args={"size": 1}), cache_backend.counting({"small": True}))
-    stored = {len(cache_backend.raw.get(k)): cache_backend.raw.get(k) for k in entry_keys(cache_backend)}
+    values: list[bytes] = [cache_backend.raw.get(k) for k in entry_keys(cache_backend)]  # type: ignore[misc]
+    stored = {len(v): v for v in values}
     large, small = stored[max(stored)], stored[min(stored)]
     assert small.startswith(b"{")  # under 1 KB: plain JSON either way
     if cache_backend.compressed:
@@ -238,7 +239,7 @@ def test_tag_invalidation_drops_every_tenant_and_only_tagged_entries(cache_backe
     cache_backend.read(elsewhere)
     assert invalidate_tags("demo", [record_tag("c1"), list_tag("contact")]) == 2
     assert not cache_backend.raw.exists(keys.tag_index_key("demo", record_tag("c1")))
-    assert int(cache_backend.raw.get(keys.generation_key("demo", list_tag("contact")))) == 1
+    assert cache_backend.raw.get(keys.generation_key("demo", list_tag("contact"))) == b"1"
     assert cache_backend.read(cache_backend.request(tenant="t1")).status == "miss"
     assert cache_backend.read(job).status == "hit_l1"
     assert cache_backend.read(elsewhere).status == "hit_l1"
@@ -326,3 +327,28 @@ def wait_until(condition: Any, timeout: float = 3.0) -> bool:
 def test_read_through_is_the_facade(cache_backend: CacheEnv) -> None:
     outcome = read_through(cache_backend.request(), lambda: [1, 2])
     assert outcome.meta() == {"status": "miss", "age_s": 0.0, "ttl_s": HOUR}
+
+
+def test_xfetch_refreshes_a_hot_key_early_in_the_background(
+    cache_backend: CacheEnv, cache_clock: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache_backend.settings.CACHEOPS_ENGINE = engine_setting_for(cache_backend.namespace, XFETCH_BETA=1.0)
+    engine.reset_engine()
+    monkeypatch.setattr(engine.random, "random", lambda: 0.9)  # -ln(0.1) = 2.3 fetch durations of lead
+
+    def costly() -> Any:
+        cache_backend.calls.append("fetch")
+        time.sleep(0.05)
+        return {"n": len(cache_backend.calls)}
+
+    cache_backend.read(fetch=costly)
+    cache_clock[0] += HOUR - 100  # 100 s before expiry: far more than 2.3 x 50 ms, no early refresh
+    drop_l1()
+    assert cache_backend.read(fetch=costly).status == "hit_l2"
+    assert engine.engine().wait_idle()
+    assert cache_backend.calls == ["fetch"]
+    cache_clock[0] += 100 - 0.02  # 20 ms before expiry: inside the lead, refreshed in the background
+    drop_l1()
+    assert cache_backend.read(fetch=costly).status == "hit_l2"
+    assert engine.engine().wait_idle()
+    assert cache_backend.calls == ["fetch", "fetch"]

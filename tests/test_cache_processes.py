@@ -61,7 +61,7 @@ def start_worker(url: str, namespace: str, *args: str, **env: str) -> subprocess
 def report_of(process: subprocess.Popen[bytes]) -> dict[str, Any]:
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 0, out
-    return orjson.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return orjson.loads(out.strip().splitlines()[-1])
 
 
 def wait_ready(client: redis.Redis, namespace: str, count: int) -> None:

@@ -15,7 +15,7 @@ from tests.fixtures.sandbox import SANDBOX_ADMIN_KEY, control
 HOUR = 3600
 
 
-def read(sandbox: SandboxHandle, key: str = SANDBOX_ADMIN_KEY, size: int = 5):  # type: ignore[no-untyped-def]
+def read(sandbox: SandboxHandle, key: str = SANDBOX_ADMIN_KEY, size: int = 5):
     return engine.engine().read(contacts_request(key, size), lambda: sandbox_fetch(sandbox.base_url, key, size))
 
 
