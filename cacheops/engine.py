@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cacheops import backend, keys, metrics
@@ -123,6 +126,7 @@ class Engine:
         self._pool = ThreadPoolExecutor(int(engine_setting("REFRESH_WORKERS")), thread_name_prefix="cacheops-refresh")
         self._flights: dict[str, Flight] = {}
         self._refreshing: set[str] = set()
+        self._pending: deque[tuple[str, list[str]]] = deque(maxlen=10_000)
         self._lock = threading.Lock()
 
     # --- reads -------------------------------------------------------------------------------------------
@@ -141,6 +145,8 @@ class Engine:
         local = self.l1.get(p.key)
         if local is not None:
             return self._served(local, "hit_l1", p, now)
+        if self._pending:
+            self._replay_pending()
         stored = _l2(lambda: self._get(p))
         fallback = None
         if isinstance(stored, dict):
@@ -389,12 +395,38 @@ class Engine:
         if not wanted:
             return 0
         self.l1.invalidate(instance, wanted)
-        index_keys = [keys.tag_index_key(instance, tag) for tag in wanted]
-        gen_keys = [keys.generation_key(instance, tag) for tag in wanted]
-        dropped = backend.invalidate(index_keys, gen_keys, self.generation_ttl_s)
+        self._replay_pending()
+        try:
+            dropped = self._invalidate_l2(instance, wanted)
+        except CacheBackendError:
+            # Remembered and replayed before this process next touches Redis, so a write made while Redis was
+            # away cannot be undone by the entries Redis still holds when it returns. The caller still hears of it.
+            with self._lock:
+                self._pending.append((instance, wanted))
+            raise
         self._broadcast(instance, wanted)
+        return dropped
+
+    def _invalidate_l2(self, instance: str, tags: list[str]) -> int:
+        index_keys = [keys.tag_index_key(instance, tag) for tag in tags]
+        gen_keys = [keys.generation_key(instance, tag) for tag in tags]
+        dropped = backend.invalidate(index_keys, gen_keys, self.generation_ttl_s)
         metrics.INVALIDATIONS.labels(instance).inc(dropped)
         return dropped
+
+    def _replay_pending(self) -> None:
+        """Apply invalidations that failed while Redis was away, oldest first; stop at the first failure."""
+        while self._pending:
+            with self._lock:
+                if not self._pending:
+                    return
+                instance, tags = self._pending[0]
+            if _l2(partial(self._invalidate_l2, instance, tags)) is DOWN:
+                return
+            self._broadcast(instance, tags)
+            with self._lock:
+                if self._pending and self._pending[0] == (instance, tags):
+                    self._pending.popleft()
 
     def clear_matching(self, instance: str | None, pattern: str | None = None) -> int:
         """Delete this app's keys (of `instance`, matching `pattern` under it) by SCAN; admin use only."""
@@ -428,16 +460,18 @@ def _scan_delete(r: Any, match: str) -> int:
 
 
 _engine: Engine | None = None
+_engine_pid = 0
 _engine_lock = threading.Lock()
 
 
 def engine() -> Engine:
     """Return the process's engine, built from settings on first use."""
-    global _engine
-    if _engine is None:
+    global _engine, _engine_pid
+    if _engine is None or _engine_pid != os.getpid():
         with _engine_lock:
-            if _engine is None:
-                _engine = Engine()
+            # A forked child (gunicorn --preload) inherits no threads: it builds its own engine.
+            if _engine is None or _engine_pid != os.getpid():
+                _engine, _engine_pid = Engine(), os.getpid()
     return _engine
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -93,3 +94,24 @@ def test_calls_survive_a_redis_outage_and_hits_resume(own_redis: OwnRedis, setti
     assert "hit_l2" in after
     assert redis_breaker().state == "CLOSED"
     assert calls_while_down == 2 + 20
+
+
+def test_an_invalidation_missed_during_the_outage_is_replayed_when_redis_returns(
+    own_redis: OwnRedis, settings: Any
+) -> None:
+    from cacheops.api import invalidate_tags, list_tag
+    from cacheops.errors import CacheBackendError
+
+    env = CacheEnv("own", False, "", redis.Redis.from_url(own_redis.url), settings)
+    assert env.read().status == "miss"
+    # Stop Redis without losing its data: the entry is still there when it comes back.
+    assert own_redis.process is not None
+    own_redis.process.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(CacheBackendError):
+            invalidate_tags("demo", [list_tag("contact")])
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
+    assert env.raw.exists(engine.plan(env.request()).key)  # Redis still holds the entry the write made stale
+    assert env.read().status == "miss"  # replayed before the read looked at Redis
+    assert env.calls == ["fetch", "fetch"]
