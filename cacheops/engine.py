@@ -2,6 +2,11 @@
 
 The facade (cacheops.api) calls `read`, `guarded_call` and `invalidate`; everything else is internal.
 Whether a Redis failure degrades (skip L2) or raises is decided in one place: `_l2`.
+
+Measuring it (bench/): `read_through` outcomes carry the status; `cacheops.metrics.snapshot()` sums counters
+(reads by tool/status, upstream calls, writes, bytes) across processes; `engine().l1` is the in-process tier
+(`.clear()` forces the next read to L2); `engine().wait_idle()` waits out background refreshes; Redis bytes
+of an entry are `STRLEN` of `cacheops.keys.entry_key(...)` (prefix CACHE_KEY_NAMESPACE).
 """
 
 from __future__ import annotations

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import orjson
 import pytest
 from django_redis.exceptions import CompressorError
 
-from cacheops import keys
+from cacheops import keys, metrics
 from cacheops.breakers import ConsecutiveBreaker, WindowBreaker
 from cacheops.l1 import L1Cache, L1Entry
 from cacheops.policies import DEFAULT_POLICIES, base_policy, effective_policy, set_ttl_override_source
@@ -140,3 +145,13 @@ def test_upstream_breaker_honours_retry_after() -> None:
     assert breaker.state == "HALF_OPEN"
     breaker.record_success()
     assert breaker.state == "CLOSED"
+
+
+def test_metrics_add_up_across_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = "from cacheops import metrics; metrics.READS.labels('get_jobs', 'hit_l2').inc(3)"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "DJANGO_SECRET_KEY": "t"}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, cwd=Path(__file__).parent.parent)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    assert metrics.snapshot()["jn_cache_reads"][("hit_l2", "get_jobs")] == 6
+    assert b'jn_cache_reads_total{status="hit_l2",tool="get_jobs"} 6.0' in metrics.render()[0]
