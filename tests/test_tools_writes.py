@@ -167,3 +167,17 @@ def test_a_retried_bulk_import_creates_no_duplicates(fake_jobnimbus: FakeJobNimb
     assert len(creates(fake_jobnimbus, "contacts")) == 3
     lookup = fake_jobnimbus.lists("contacts")[-1]
     assert lookup["filter"] == {"must": [{"terms": {"external_id": ["x1", "x2", "x3"]}}]}
+
+
+def test_a_write_that_landed_is_reported_done_when_redis_cannot_take_the_invalidation(
+    fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cacheops.errors import CacheBackendError
+
+    def redis_down(*_args: Any, **_kwargs: Any) -> int:
+        raise CacheBackendError("Redis failed: ConnectionError")
+
+    monkeypatch.setattr(runtime, "apply_change", redis_down)
+    out = call(tool_ctx, "create_contact", first_name="Ada", last_name="Lovelace")
+    assert out["record"]["jnid"] == "new1"
+    assert len(creates(fake_jobnimbus, "contacts")) == 1  # sent once; the caller has no reason to retry

@@ -5,6 +5,7 @@ Handlers declare and call; the cache engine (`cacheops.api`) caches and the clie
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from cacheops.api import (
     record_tag,
     related_tag,
 )
+from cacheops.errors import CacheBackendError
 from mcp_tools.catalog.args import list_query, upstream_args
 from mcp_tools.catalog.base import ToolContext, ToolResult
 from mcp_tools.jobnimbus.client import JobNimbusClient
@@ -24,6 +26,8 @@ from mcp_tools.jobnimbus.filters import Clause
 from mcp_tools.shaping import detail_result, list_result, to_text
 
 Args = dict[str, Any]
+
+logger = logging.getLogger(__name__)
 
 
 def make_client(ctx: ToolContext) -> JobNimbusClient:
@@ -123,7 +127,13 @@ def write(
     """Run a write under the instance's breaker, then invalidate what it touched before anyone reads it back."""
     record = guard_upstream(ctx.instance, call)
     touched = jnid or str(record.get("jnid") or "") or None
-    apply_change(ctx.instance, entity, event, touched, related_ids(record))
+    try:
+        apply_change(ctx.instance, entity, event, touched, related_ids(record))
+    except CacheBackendError:
+        # The write is done in JobNimbus: reporting failure would invite a retry that writes twice. With Redis down
+        # no process serves from L2, this process's L1 was dropped, and the engine replays the invalidation
+        # before this process next uses Redis.
+        logger.warning("write to %s %s applied upstream; invalidation deferred until Redis answers", entity, touched)
     return record
 
 
