@@ -104,7 +104,8 @@ def read_url(name: str, default: str, schemes: tuple[str, ...]) -> str:
     raw = read_str(name, default) or default
     scheme = raw.split("://", 1)[0] if "://" in raw else ""
     if scheme not in schemes:
-        raise ImproperlyConfigured(f"{name} is malformed: expected a URL starting {' or '.join(schemes)}://, got {raw!r}")
+        expected = " or ".join(f"{scheme}://" for scheme in schemes)
+        raise ImproperlyConfigured(f"{name} is malformed: expected a URL starting {expected}, got {raw!r}")
     return raw.rstrip("/")
 
 

@@ -154,7 +154,9 @@ JOBNIMBUS_CLIENT = {
 # --- Logging -----------------------------------------------------------------------------------
 LOG_LEVEL = (e.read_str("LOG_LEVEL", "INFO") or "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-    raise ImproperlyConfigured(f"LOG_LEVEL is malformed: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}")
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL is malformed: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}"
+    )
 LOG_FORMAT = e.read_str("LOG_FORMAT", "text" if DEBUG else "json")
 if LOG_FORMAT not in {"text", "json"}:
     raise ImproperlyConfigured(f"LOG_FORMAT is malformed: expected text or json, got {LOG_FORMAT!r}")
@@ -205,7 +207,9 @@ MCP_ALLOWED_ORIGINS = e.read_list(
 MCP_MAX_BODY_BYTES = e.read_int("MCP_MAX_BODY_BYTES", 1_048_576, minimum=1024)
 MCP_THROTTLE_RATE = e.read_str("MCP_THROTTLE_RATE", "600/min") or "600/min"
 if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", MCP_THROTTLE_RATE):
-    raise ImproperlyConfigured(f"MCP_THROTTLE_RATE is malformed: expected N/second|minute|hour|day, got {MCP_THROTTLE_RATE!r}")
+    raise ImproperlyConfigured(
+        f"MCP_THROTTLE_RATE is malformed: expected N/second|minute|hour|day, got {MCP_THROTTLE_RATE!r}"
+    )
 MCP_TOOLS_PAGE_SIZE = e.read_int("MCP_TOOLS_PAGE_SIZE", 100, minimum=1, maximum=1000)
 # How long clients may cache tools/list and server/discover (2026-07-28 ttlMs): the catalog only
 # changes with a deploy.
@@ -239,6 +243,7 @@ CELERY_BEAT_SCHEDULE.update(
 # --- Tool catalog (mcp_tools.catalog) ------------------------------------------------------------
 # Where JobNimbus automations reach this server: get_webhooks builds <base>/webhooks/jobnimbus/<instance>.
 PUBLIC_BASE_URL = e.read_url("PUBLIC_BASE_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/")
+
 
 # --- Cache engine (cacheops.engine; options read lazily through cacheops.conf) -----------------
 def _ttl_overrides() -> dict[str, int]:

@@ -59,7 +59,14 @@ def test_debug_on_runs_without_secret_key() -> None:
 
 
 def test_redis_url_built_from_plan_variables() -> None:
-    result = _check({"REDIS_HOST": "cache.internal", "REDIS_PORT": "6380", "REDIS_PASSWORD": "p@ss", "REDIS_DB": "2",
-                     "REDIS_TLS_ENABLED": "true"})
+    result = _check(
+        {
+            "REDIS_HOST": "cache.internal",
+            "REDIS_PORT": "6380",
+            "REDIS_PASSWORD": "p@ss",
+            "REDIS_DB": "2",
+            "REDIS_TLS_ENABLED": "true",
+        }
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "rediss://:p%40ss@cache.internal:6380/2"
