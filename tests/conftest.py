@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.freshness",
     "tests.fixtures.celery",
     "tests.fixtures.catalog",
+    "tests.fixtures.browser",
 ]

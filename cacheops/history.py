@@ -1,0 +1,144 @@
+"""Request-path recording of cache figures into Redis per-minute buckets, for the dashboard's history.
+
+One pipelined round trip per read: HINCRBY on the minute's hash (fields `<tool>|<counter>`) and ZINCRBY on the
+day's key-access sorted set. Fire-and-forget: a Redis failure (or an open Redis breaker) drops the sample and
+counts it in `dropped()`; recording never raises and never trips the breaker that guards the engine's own reads.
+The rollup into the database (dashboard.rollup) reads `read_minute`; nothing here knows about the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from cacheops import backend
+from cacheops.breakers import redis_breaker
+from cacheops.conf import engine_setting
+
+log = logging.getLogger(__name__)
+
+# Upper bounds, in milliseconds, of the latency buckets; "inf" catches the rest.
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+CACHED_STATUSES = frozenset({"hit_l1", "hit_l2", "stale", "coalesced"})
+READ_STATUSES = ("hit_l1", "hit_l2", "miss", "stale", "coalesced", "bypass")
+UPSTREAM_OUTCOMES = ("ok", "error", "unavailable", "breaker_open")
+# Minute buckets only need to outlive the rollup (every minute) with a wide margin for a stopped beat.
+MINUTE_BUCKET_TTL_S = 6 * 3600
+KEY_SET_TTL_S = 3 * 86400
+# Bound on the per-day key-access sorted set (trimmed by `trim_key_counts`, which the rollup runs).
+KEY_SET_MAX = 10_000
+
+# Wall clock of the buckets; tests move it instead of sleeping.
+clock: Callable[[], float] = time.time
+
+_dropped = 0
+_dropped_lock = threading.Lock()
+
+
+def _prefix() -> str:
+    return f"{engine_setting('KEY_NAMESPACE')}jn:hist:v1"
+
+
+def minute_of(ts: float) -> int:
+    """Return the epoch second starting the minute of `ts`."""
+    return int(ts) // 60 * 60
+
+
+def minute_key(minute: int) -> str:
+    """Return the Redis hash holding the counters of `minute` (epoch seconds)."""
+    return f"{_prefix()}:m:{minute}"
+
+
+def day_key(ts: float) -> str:
+    """Return the Redis sorted set counting key accesses on the UTC day of `ts`."""
+    return f"{_prefix()}:k:{datetime.fromtimestamp(ts, UTC):%Y%m%d}"
+
+
+def bucket_of(seconds: float) -> str:
+    """Return the histogram bucket label (upper bound in ms, or "inf") of a latency."""
+    ms = seconds * 1000
+    for bound in LATENCY_BUCKETS_MS:
+        if ms <= bound:
+            return str(bound)
+    return "inf"
+
+
+def dropped() -> int:
+    """Return how many samples this process dropped because Redis was unavailable."""
+    return _dropped
+
+
+def _drop(exc: BaseException | None) -> None:
+    global _dropped
+    with _dropped_lock:
+        _dropped += 1
+    if exc is not None:
+        log.debug("history sample dropped: %s", exc.__class__.__name__)
+
+
+def _send(fields: dict[str, int], key: str | None, ts: float) -> None:
+    """Write one sample in one pipelined round trip; drop it when Redis is unavailable."""
+    if redis_breaker().state == "OPEN":
+        _drop(None)
+        return
+    bucket = minute_key(minute_of(ts))
+    try:
+        pipe = backend.client().pipeline(transaction=False)
+        for field, amount in fields.items():
+            pipe.hincrby(bucket, field, amount)
+        pipe.expire(bucket, MINUTE_BUCKET_TTL_S)
+        if key is not None:
+            day = day_key(ts)
+            pipe.zincrby(day, 1, key)
+            pipe.expire(day, KEY_SET_TTL_S)
+        pipe.execute()
+    except (redis.RedisError, OSError) as exc:
+        _drop(exc)
+
+
+def record_read(tool: str, policy: str, status: str, seconds: float, key: str | None = None) -> None:
+    """Count one read of `tool` (cache policy `policy`) that ended in `status` after `seconds`; never raise."""
+    kind = "cached" if status in CACHED_STATUSES else "uncached"
+    fields = {
+        f"{tool}|requests": 1,
+        f"{tool}|{status}": 1,
+        f"{tool}|h:{kind}:{bucket_of(seconds)}": 1,
+        f"{tool}|us:{kind}": int(seconds * 1_000_000),
+        f"@{policy}|requests": 1,
+        f"@{policy}|{status}": 1,
+    }
+    _send(fields, f"{tool}|{key}" if key else None, clock())
+
+
+def record_upstream(tool: str, outcome: str) -> None:
+    """Count one call to JobNimbus made for `tool` with `outcome` (ok, error, unavailable, breaker_open)."""
+    _send({f"{tool}|up:{outcome}": 1}, None, clock())
+
+
+def read_minute(minute: int) -> dict[str, dict[str, int]]:
+    """Return {tool or "@policy": {counter: value}} recorded in `minute`; raise redis errors to the caller."""
+    raw: dict[bytes, bytes] = backend.client().hgetall(minute_key(minute))  # type: ignore[assignment]
+    grouped: dict[str, dict[str, int]] = defaultdict(dict)
+    for field, value in raw.items():
+        name, _, counter = field.decode().partition("|")
+        grouped[name][counter] = int(value)
+    return dict(grouped)
+
+
+def top_keys(day_ts: float, limit: int) -> list[tuple[str, int]]:
+    """Return the `limit` most-read `tool|key` members of the UTC day of `day_ts` with their counts."""
+    rows: Any = backend.client().zrevrange(day_key(day_ts), 0, limit - 1, withscores=True)
+    return [(member.decode(), int(score)) for member, score in rows]
+
+
+def trim_key_counts(day_ts: float, keep: int = KEY_SET_MAX) -> int:
+    """Drop all but the `keep` most-read members of the day's sorted set; return how many were dropped."""
+    removed: Any = backend.client().zremrangebyrank(day_key(day_ts), 0, -(keep + 1))
+    return int(removed)

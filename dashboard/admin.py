@@ -1,0 +1,57 @@
+"""Admin pages: alerts (filter, acknowledge), TTL policies (pin, changes with evidence), and the cache dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from dashboard import alerts
+from dashboard.models import Alert, TtlChange, TtlPolicy
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("level", "rule", "scope", "message", "suggested_actions", "first_seen", "last_seen", "state")
+    list_filter = ("state", "level", "rule")
+    search_fields = ("message", "scope")
+    readonly_fields = [f.name for f in Alert._meta.fields]
+    actions = ("acknowledge",)
+
+    @admin.display(description="suggested actions")
+    def suggested_actions(self, obj: Alert) -> str:
+        return "; ".join(obj.actions)
+
+    @admin.action(description="Acknowledge selected alerts")
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        done = sum(alerts.acknowledge(alert, request.user) for alert in queryset)
+        self.message_user(request, f"{done} alert(s) acknowledged.", messages.SUCCESS)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class TtlChangeInline(admin.TabularInline):
+    model = TtlChange
+    extra = 0
+    can_delete = False
+    readonly_fields = ("at", "old_ttl_s", "new_ttl_s", "reason", "evidence")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(TtlPolicy)
+class TtlPolicyAdmin(admin.ModelAdmin):
+    list_display = ("policy", "ttl_s", "default_ttl_s", "min_ttl_s", "max_ttl_s", "pinned", "last_change", "updated")
+    list_editable = ("pinned",)
+    list_filter = ("pinned",)
+    readonly_fields = ("policy", "default_ttl_s", "updated")
+    inlines = (TtlChangeInline,)
+
+    @admin.display(description="last change and why")
+    def last_change(self, obj: TtlPolicy) -> str:
+        change = obj.changes.first()
+        return f"{change.old_ttl_s}s → {change.new_ttl_s}s: {change.reason}" if change else "—"
