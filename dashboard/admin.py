@@ -7,8 +7,9 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
-from dashboard import alerts
+from dashboard import alerts, ttl
 from dashboard.models import Alert, TtlChange, TtlPolicy
 
 
@@ -50,6 +51,21 @@ class TtlPolicyAdmin(admin.ModelAdmin):
     list_filter = ("pinned",)
     readonly_fields = ("policy", "default_ttl_s", "updated")
     inlines = (TtlChangeInline,)
+
+    def save_model(self, request: HttpRequest, obj: TtlPolicy, form: Any, change: bool) -> None:
+        """Save, record a staff TTL edit with who made it, and publish the TTLs to every process."""
+        previous = TtlPolicy.objects.filter(pk=obj.pk).values_list("ttl_s", flat=True).first()
+        super().save_model(request, obj, form, change)
+        if previous is not None and previous != obj.ttl_s:
+            TtlChange.objects.create(
+                policy=obj,
+                old_ttl_s=previous,
+                new_ttl_s=obj.ttl_s,
+                reason=f"set by staff ({request.user})",
+                evidence={},
+                at=timezone.now(),
+            )
+        ttl.publish_all()
 
     @admin.display(description="last change and why")
     def last_change(self, obj: TtlPolicy) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dashboard import alerts, rollup
+from dashboard import alerts, rollup, ttl
 
 
 @shared_task(name="dashboard.rollup_metrics", ignore_result=True, time_limit=120, soft_time_limit=90)
@@ -23,3 +23,9 @@ def prune_metrics() -> int:
 def evaluate_alerts() -> int:
     """Evaluate the alert rules; return how many alerts opened."""
     return alerts.evaluate()["opened"]
+
+
+@shared_task(name="dashboard.tune_ttls", ignore_result=True, time_limit=300, soft_time_limit=240)
+def tune_ttls() -> int:
+    """Run the TTL tuner; return how many policies changed."""
+    return sum(d.changes for d in ttl.tune())
