@@ -165,8 +165,8 @@ JobNimbus MCP server is starting.
   Health           http://127.0.0.1:{WEB_PORT}/health
 
 Connect an MCP client:
-  Claude Code:    claude mcp add --transport http jobnimbus {url} \\
-                    --header "X-JobNimbus-Api-Key: {key}" --header "X-JobNimbus-Instance: {INSTANCE}"
+  Claude Code:    claude mcp add --transport http --header "X-JobNimbus-Api-Key: {key}" \\
+                    --header "X-JobNimbus-Instance: {INSTANCE}" jobnimbus {url}
   Claude Desktop: npx mcp-remote {url} --header "X-JobNimbus-Api-Key:{key}" --header "X-JobNimbus-Instance:{INSTANCE}"
   Inspector CLI:  npx @modelcontextprotocol/inspector --cli {url} --transport http \\
                     --header "X-JobNimbus-Api-Key: {key}" --method tools/list
