@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import redis
 
 from cacheops import backend
@@ -83,7 +84,12 @@ def _drop(exc: BaseException | None) -> None:
         log.debug("history sample dropped: %s", exc.__class__.__name__)
 
 
-def _send(fields: dict[str, int], key: str | None, ts: float) -> None:
+def recipes_key() -> str:
+    """Return the Redis hash remembering how to re-read each popular key (for warming)."""
+    return f"{_prefix()}:recipes"
+
+
+def _send(fields: dict[str, int], key: str | None, ts: float, recipe: bytes | None = None) -> None:
     """Write one sample in one pipelined round trip; drop it when Redis is unavailable."""
     if redis_breaker().state == "OPEN":
         _drop(None)
@@ -98,12 +104,41 @@ def _send(fields: dict[str, int], key: str | None, ts: float) -> None:
             day = day_key(ts)
             pipe.zincrby(day, 1, key)
             pipe.expire(day, KEY_SET_TTL_S)
+        if recipe is not None:
+            pipe.hset(recipes_key(), key, recipe)
+            pipe.expire(recipes_key(), KEY_SET_TTL_S)
         pipe.execute()
     except (redis.RedisError, OSError) as exc:
         _drop(exc)
 
 
-def record_read(tool: str, policy: str, status: str, seconds: float, key: str | None = None) -> None:
+def observe_read(request: Any, key: str, status: str, seconds: float) -> None:
+    """Record one engine read of `request` (a cacheops.api.ReadRequest) stored under `key`; never raise.
+
+    A miss also remembers the read's recipe (instance, tenant, tool, arguments) so warming can re-run it.
+    """
+    recipe = None
+    if status == "miss":
+        scope = request.scope
+        try:
+            recipe = orjson.dumps(
+                {
+                    "instance": scope.instance,
+                    "tenant": scope.tenant,
+                    "tool": request.tool,
+                    "policy": request.policy,
+                    "args": request.args,
+                },
+                option=orjson.OPT_NON_STR_KEYS,
+            )
+        except TypeError:  # arguments that are not JSON: count the read, do not remember how to warm it
+            recipe = None
+    record_read(request.tool, request.policy, status, seconds, key=key, recipe=recipe)
+
+
+def record_read(
+    tool: str, policy: str, status: str, seconds: float, key: str | None = None, recipe: bytes | None = None
+) -> None:
     """Count one read of `tool` (cache policy `policy`) that ended in `status` after `seconds`; never raise."""
     kind = "cached" if status in CACHED_STATUSES else "uncached"
     fields = {
@@ -114,7 +149,7 @@ def record_read(tool: str, policy: str, status: str, seconds: float, key: str | 
         f"@{policy}|requests": 1,
         f"@{policy}|{status}": 1,
     }
-    _send(fields, f"{tool}|{key}" if key else None, clock())
+    _send(fields, f"{tool}|{key}" if key else None, clock(), recipe)
 
 
 def record_upstream(tool: str, outcome: str) -> None:
@@ -138,7 +173,23 @@ def top_keys(day_ts: float, limit: int) -> list[tuple[str, int]]:
     return [(member.decode(), int(score)) for member, score in rows]
 
 
+def recipe(member: str) -> dict[str, Any] | None:
+    """Return the remembered recipe of a `tool|key` member, or None."""
+    raw: Any = backend.client().hget(recipes_key(), member)
+    return orjson.loads(raw) if raw else None
+
+
 def trim_key_counts(day_ts: float, keep: int = KEY_SET_MAX) -> int:
-    """Drop all but the `keep` most-read members of the day's sorted set; return how many were dropped."""
-    removed: Any = backend.client().zremrangebyrank(day_key(day_ts), 0, -(keep + 1))
-    return int(removed)
+    """Drop all but the `keep` most-read members of the day's sorted set (and their recipes); return how many."""
+    r = backend.client()
+    if int(r.hlen(recipes_key())) > 2 * keep:
+        # Recipes outlive days; when they outgrow the bound, start over (misses re-learn the popular ones).
+        r.delete(recipes_key())
+    dropped_members: Any = r.zrange(day_key(day_ts), 0, -(keep + 1))
+    if not dropped_members:
+        return 0
+    pipe = r.pipeline(transaction=False)
+    pipe.zrem(day_key(day_ts), *dropped_members)
+    pipe.hdel(recipes_key(), *dropped_members)
+    pipe.execute()
+    return len(dropped_members)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from cacheops import warming
 from dashboard import alerts, rollup, ttl
+from dashboard.conf import dashboard_setting
 
 
 @shared_task(name="dashboard.rollup_metrics", ignore_result=True, time_limit=120, soft_time_limit=90)
@@ -29,3 +31,9 @@ def evaluate_alerts() -> int:
 def tune_ttls() -> int:
     """Run the TTL tuner; return how many policies changed."""
     return sum(d.changes for d in ttl.tune())
+
+
+@shared_task(name="dashboard.warm_cache", ignore_result=True, time_limit=300, soft_time_limit=240)
+def warm_cache() -> int:
+    """Warm the most-used keys (bounded per run); return how many were re-read."""
+    return warming.run(int(dashboard_setting("WARM_MAX_PER_RUN"))).warmed

@@ -97,3 +97,18 @@ def tune(now: datetime | None = None, *, dry_run: bool = False) -> list[tuning.D
                 )
     publish_all()
     return decisions
+
+
+def recent_changes(limit: int) -> list[dict[str, object]]:
+    """Return the latest TTL changes with their evidence, newest first."""
+    return [
+        {
+            "policy": c.policy.policy,
+            "old_ttl_s": c.old_ttl_s,
+            "new_ttl_s": c.new_ttl_s,
+            "reason": c.reason,
+            "evidence": c.evidence,
+            "at": c.at.isoformat(),
+        }
+        for c in TtlChange.objects.select_related("policy")[:limit]
+    ]

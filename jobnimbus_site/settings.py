@@ -284,3 +284,36 @@ CACHEOPS_ENGINE = {
     },
     "TTL_OVERRIDES": _ttl_overrides(),
 }
+
+# --- Dashboard (metric history, alerts, warming, TTL tuning: dashboard.*, cacheops.history/warming/tuning) --
+DASHBOARD = {
+    "MINUTE_RETENTION_H": e.read_int("DASHBOARD_MINUTE_RETENTION_H", 48, minimum=1),
+    "HOUR_RETENTION_D": e.read_int("DASHBOARD_HOUR_RETENTION_D", 90, minimum=1),
+    "ALERT_WINDOW_MIN": e.read_int("ALERT_WINDOW_MIN", 15, minimum=1),
+    "ALERT_LOW_HIT_RATE": e.read_float("ALERT_LOW_HIT_RATE", 0.60),
+    "ALERT_MIN_REQUESTS": e.read_int("ALERT_MIN_REQUESTS", 100, minimum=0),
+    "ALERT_INVALIDATIONS_PER_H": e.read_int("ALERT_INVALIDATIONS_PER_H", 50, minimum=1),
+    "ALERT_REDIS_MEMORY_RATIO": e.read_float("ALERT_REDIS_MEMORY_RATIO", 0.80),
+    "ALERT_UPSTREAM_ERROR_RATE": e.read_float("ALERT_UPSTREAM_ERROR_RATE", 0.20),
+    "ALERT_P95_CACHED_MS": e.read_float("ALERT_P95_CACHED_MS", 50.0),
+    "ALERT_EMAILS": e.read_list("ALERT_EMAILS", []),
+    "SLACK_WEBHOOK_URL": e.read_str("SLACK_WEBHOOK_URL", "") or "",
+    "TUNER_WINDOW_H": e.read_int("TTL_TUNER_WINDOW_H", 24, minimum=1),
+    "WARM_MAX_PER_RUN": e.read_int("CACHE_WARM_MAX_PER_RUN", 50, minimum=0, maximum=1000),
+    # mcp_tools re-runs a tool with the instance's server-held key; cacheops may not import it.
+    "WARMER": "mcp_tools.warmer.warm_read",
+}
+DASHBOARD_TUNE_INTERVAL_S = e.read_int("TTL_TUNE_INTERVAL_S", 6 * 3600, minimum=60)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "rollup-cache-metrics": {"task": "dashboard.rollup_metrics", "schedule": 60.0, "options": {"expires": 60.0}},
+        "prune-cache-metrics": {"task": "dashboard.prune_metrics", "schedule": 3600.0, "options": {"expires": 3600.0}},
+        "evaluate-cache-alerts": {"task": "dashboard.evaluate_alerts", "schedule": 60.0, "options": {"expires": 60.0}},
+        "warm-cache": {"task": "dashboard.warm_cache", "schedule": 60.0, "options": {"expires": 60.0}},
+        "tune-cache-ttls": {
+            "task": "dashboard.tune_ttls",
+            "schedule": float(DASHBOARD_TUNE_INTERVAL_S),
+            "options": {"expires": float(DASHBOARD_TUNE_INTERVAL_S)},
+        },
+    }
+)
