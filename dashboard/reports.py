@@ -132,14 +132,15 @@ def recommendations(now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     keys = top_queries("24h", history.KEY_SET_MAX, now)
     return {
-        "ttl": [_decision(d) for d in ttl.plan(now)],
+        "ttl": [decision_json(d) for d in ttl.plan(now)],
         "recent_changes": ttl.recent_changes(20),
         "key_normalisation": normalisation_hints(keys),
         "warming_candidates": [k for k in keys if k["reads"] >= WARM_CANDIDATE_MIN_READS][:20],
     }
 
 
-def _decision(d: Any) -> dict[str, Any]:
+def decision_json(d: Any) -> dict[str, Any]:
+    """Return a tuner decision as JSON: up, down or keep, with its reason and evidence."""
     action = "keep" if not d.changes else ("up" if d.new_ttl_s > d.current_ttl_s else "down")
     return {
         "policy": d.policy,
