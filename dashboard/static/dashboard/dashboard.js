@@ -13,7 +13,7 @@
   function format(value, kind) {
     if (value === null || value === undefined) return "—";
     if (kind === "pct") return (value * 100).toFixed(1) + " %";
-    if (kind === "bytes") return (value / 1048576).toFixed(1) + " MB";
+    if (kind === "bytes") return value === 0 ? "no limit" : (value / 1048576).toFixed(1) + " MB";
     if (kind === "duration") return Math.floor(value / 3600) + " h " + Math.floor((value % 3600) / 60) + " min";
     if (kind === "map") return Object.entries(value).map(([k, v]) => k + ": " + v).join(" ");
     return String(value);
