@@ -158,8 +158,8 @@ def record_upstream(tool: str, outcome: str) -> None:
 
 
 def read_minute(minute: int) -> dict[str, dict[str, int]]:
-    """Return {tool or "@policy": {counter: value}} recorded in `minute`; raise redis errors to the caller."""
-    raw: dict[bytes, bytes] = backend.client().hgetall(minute_key(minute))  # type: ignore[assignment]
+    """Return {tool or "@policy": {counter: value}} recorded in `minute`; CacheBackendError when Redis fails."""
+    raw: dict[bytes, bytes] = backend.call(lambda r: r.hgetall(minute_key(minute)))  # type: ignore[arg-type,return-value]
     grouped: dict[str, dict[str, int]] = defaultdict(dict)
     for field, value in raw.items():
         name, _, counter = field.decode().partition("|")
@@ -169,27 +169,30 @@ def read_minute(minute: int) -> dict[str, dict[str, int]]:
 
 def top_keys(day_ts: float, limit: int) -> list[tuple[str, int]]:
     """Return the `limit` most-read `tool|key` members of the UTC day of `day_ts` with their counts."""
-    rows: Any = backend.client().zrevrange(day_key(day_ts), 0, limit - 1, withscores=True)
+    rows: Any = backend.call(lambda r: r.zrevrange(day_key(day_ts), 0, limit - 1, withscores=True))
     return [(member.decode(), int(score)) for member, score in rows]
 
 
 def recipe(member: str) -> dict[str, Any] | None:
     """Return the remembered recipe of a `tool|key` member, or None."""
-    raw: Any = backend.client().hget(recipes_key(), member)
+    raw: Any = backend.call(lambda r: r.hget(recipes_key(), member))
     return orjson.loads(raw) if raw else None
 
 
 def trim_key_counts(day_ts: float, keep: int = KEY_SET_MAX) -> int:
     """Drop all but the `keep` most-read members of the day's sorted set (and their recipes); return how many."""
-    r = backend.client()
+    return int(backend.call(lambda r: _trim(r, day_key(day_ts), keep)))
+
+
+def _trim(r: Any, day: str, keep: int) -> int:
     if int(r.hlen(recipes_key())) > 2 * keep:
         # Recipes outlive days; when they outgrow the bound, start over (misses re-learn the popular ones).
         r.delete(recipes_key())
-    dropped_members: Any = r.zrange(day_key(day_ts), 0, -(keep + 1))
+    dropped_members = r.zrange(day, 0, -(keep + 1))
     if not dropped_members:
         return 0
     pipe = r.pipeline(transaction=False)
-    pipe.zrem(day_key(day_ts), *dropped_members)
+    pipe.zrem(day, *dropped_members)
     pipe.hdel(recipes_key(), *dropped_members)
     pipe.execute()
     return len(dropped_members)

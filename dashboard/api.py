@@ -8,14 +8,31 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import serializers
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cacheops import warming
+from cacheops.errors import CacheBackendError
 from dashboard import alerts, reports, ttl
 from dashboard.conf import dashboard_setting
 from dashboard.models import Alert, AlertState
+
+
+class CacheUnavailable(APIException):
+    status_code = 503
+    default_detail = "Redis is unavailable; the figures that live there cannot be read now, retry shortly."
+    default_code = "cache_unavailable"
+
+
+class StaffView(APIView):
+    """A dashboard endpoint: staff only (the project default), Redis failures answered 503 in this one place."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, CacheBackendError):
+            exc = CacheUnavailable()
+        return super().handle_exception(exc)
 
 
 class PeriodSerializer(serializers.Serializer[Any]):
@@ -37,38 +54,38 @@ def _query(serializer_class: type[serializers.Serializer[Any]], data: Any) -> di
     return dict(serializer.validated_data)
 
 
-class DashboardView(APIView):
+class DashboardView(StaffView):
     def get(self, request: Request) -> Response:
         """Answer everything the dashboard page shows."""
         return Response(reports.overview(_query(PeriodSerializer, request.query_params)["period"]))
 
 
-class TrendsView(APIView):
+class TrendsView(StaffView):
     def get(self, request: Request) -> Response:
         """Answer the series of the period (24h, 7d, 30d)."""
         return Response(reports.trends(_query(PeriodSerializer, request.query_params)["period"]))
 
 
-class TopQueriesView(APIView):
+class TopQueriesView(StaffView):
     def get(self, request: Request) -> Response:
         """Answer the most-read keys of the period."""
         q = _query(PeriodSerializer, request.query_params)
         return Response({"period": q["period"], "queries": reports.top_queries(q["period"], q["limit"])})
 
 
-class PerformanceView(APIView):
+class PerformanceView(StaffView):
     def get(self, request: Request) -> Response:
         """Answer requests, time saved, JobNimbus calls avoided and per-tool latency before/after."""
         return Response(reports.performance(_query(PeriodSerializer, request.query_params)["period"]))
 
 
-class RecommendationsView(APIView):
+class RecommendationsView(StaffView):
     def get(self, request: Request) -> Response:
         """Answer TTL proposals with evidence, key normalisation hints and warming candidates."""
         return Response(reports.recommendations())
 
 
-class AlertsView(APIView):
+class AlertsView(StaffView):
     def get(self, request: Request) -> Response:
         """Answer the alerts, optionally of one state."""
         return Response(
@@ -76,7 +93,7 @@ class AlertsView(APIView):
         )
 
 
-class AcknowledgeView(APIView):
+class AcknowledgeView(StaffView):
     def post(self, request: Request, alert_id: int) -> Response:
         """Acknowledge an open alert as the requesting user; 404 unknown, 409 when not open."""
         alert = Alert.objects.filter(pk=alert_id).first()
@@ -90,7 +107,7 @@ class AcknowledgeView(APIView):
         return Response(reports.alert_json(alert))
 
 
-class OptimizeView(APIView):
+class OptimizeView(StaffView):
     def post(self, request: Request) -> Response:
         """Run the TTL tuner now; answer every decision with its evidence."""
         decisions = ttl.tune()
@@ -99,7 +116,7 @@ class OptimizeView(APIView):
         )
 
 
-class WarmingView(APIView):
+class WarmingView(StaffView):
     def post(self, request: Request) -> Response:
         """Warm the most-used keys now (bounded); answer what the run did."""
         limit = _query(WarmSerializer, request.data).get("limit")

@@ -157,3 +157,17 @@ def test_page_and_svg_chart(staff: Client, monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_health_still_answers(client: Client) -> None:
     assert client.get("/health").status_code in {200, 503}
+
+
+def test_redis_down_answers_503_with_a_reason(client: Client, settings: Any) -> None:
+    from cacheops.breakers import reset_breakers
+    from tests.fixtures.redis import IDENTITY, caches_setting
+
+    settings.CACHES = caches_setting("redis://127.0.0.1:1/0", IDENTITY)
+    reset_breakers()
+    client.force_login(User.objects.create_user("ops", password="pw", is_staff=True))
+    response = client.get("/cache/analytics/top-queries")
+    assert response.status_code == 503
+    assert "Redis is unavailable" in response.json()["detail"]
+    assert client.get("/cache/dashboard").json()["redis"] is None  # the rest of the page still answers
+    reset_breakers()
