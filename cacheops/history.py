@@ -30,6 +30,7 @@ LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 CACHED_STATUSES = frozenset({"hit_l1", "hit_l2", "stale", "coalesced"})
 READ_STATUSES = ("hit_l1", "hit_l2", "miss", "stale", "coalesced", "bypass")
 UPSTREAM_OUTCOMES = ("ok", "error", "unavailable", "breaker_open")
+UNCACHED_CALLS = "(uncached calls)"
 # Minute buckets only need to outlive the rollup (every minute) with a wide margin for a stopped beat.
 MINUTE_BUCKET_TTL_S = 6 * 3600
 KEY_SET_TTL_S = 3 * 86400
@@ -154,7 +155,9 @@ def record_read(
 
 def record_upstream(tool: str, outcome: str) -> None:
     """Count one call to JobNimbus made for `tool` with `outcome` (ok, error, unavailable, breaker_open)."""
-    _send({f"{tool}|up:{outcome}": 1}, None, clock())
+    # Writes and other uncached calls reach the engine without a tool name ("-").
+    name = tool if tool and tool != "-" else UNCACHED_CALLS
+    _send({f"{name}|up:{outcome}": 1}, None, clock())
 
 
 def read_minute(minute: int) -> dict[str, dict[str, int]]:

@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonR
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from cacheops.errors import CacheBackendError
 from dashboard import charts, reports
 from dashboard.health import overall_status, run_checks
 
@@ -35,10 +36,19 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
         "title": "Cache dashboard",
         "data": reports.overview("24h"),
         "alerts": reports.alert_rows(),
+        "top_queries": _top_queries(),
         "charts": list(CHARTS),
         "periods": ["24h", "7d"],
     }
     return render(request, "dashboard/cache_dashboard.html", context)
+
+
+def _top_queries() -> list[dict[str, object]] | None:
+    """Return the ten most-read keys of the day, or None when Redis cannot be read (the page still renders)."""
+    try:
+        return reports.top_queries("24h", 10)
+    except CacheBackendError:
+        return None
 
 
 @require_GET
