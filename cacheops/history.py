@@ -1,14 +1,18 @@
 """Request-path recording of cache figures into Redis per-minute buckets, for the dashboard's history.
 
-One pipelined round trip per read: HINCRBY on the minute's hash (fields `<tool>|<counter>`) and ZINCRBY on the
-day's key-access sorted set. Fire-and-forget: a Redis failure (or an open Redis breaker) drops the sample and
-counts it in `dropped()`; recording never raises and never trips the breaker that guards the engine's own reads.
+The request path only adds to an in-process buffer (a dict update under a lock: no Redis round trip on an L1
+hit). A daemon thread flushes the buffer every FLUSH_S in one pipeline: HINCRBY on each minute's hash (fields
+`<tool>|<counter>`), ZINCRBY on the day's key-access sorted set, HSET of the recipes warming re-runs.
+Fire-and-forget: a Redis failure (or an open Redis breaker) drops the buffered samples and counts them in
+`dropped()`; recording never raises and never trips the breaker that guards the engine's own reads. A full
+buffer (Redis slow for long) drops new samples instead of growing.
 The rollup into the database (dashboard.rollup) reads `read_minute`; nothing here knows about the database.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import defaultdict
@@ -40,8 +44,17 @@ KEY_SET_MAX = 10_000
 # Wall clock of the buckets; tests move it instead of sleeping.
 clock: Callable[[], float] = time.time
 
+FLUSH_S = 1.0
+MAX_BUFFERED_SAMPLES = 100_000
+
 _dropped = 0
-_dropped_lock = threading.Lock()
+_lock = threading.Lock()
+_counters: dict[tuple[str, str], int] = defaultdict(int)  # (minute hash, field) -> amount
+_key_counts: dict[tuple[str, str], int] = defaultdict(int)  # (day set, member) -> reads
+_recipes: dict[str, bytes] = {}
+_samples = 0
+_flusher_pid: int | None = None
+_flush_lock = threading.Lock()
 
 
 def _prefix() -> str:
@@ -73,16 +86,16 @@ def bucket_of(seconds: float) -> str:
 
 
 def dropped() -> int:
-    """Return how many samples this process dropped because Redis was unavailable."""
+    """Return how many samples this process dropped because Redis was unavailable or the buffer was full."""
     return _dropped
 
 
-def _drop(exc: BaseException | None) -> None:
+def _drop(samples: int, exc: BaseException | None) -> None:
     global _dropped
-    with _dropped_lock:
-        _dropped += 1
+    with _lock:
+        _dropped += samples
     if exc is not None:
-        log.debug("history sample dropped: %s", exc.__class__.__name__)
+        log.debug("%d history samples dropped: %s", samples, exc.__class__.__name__)
 
 
 def recipes_key() -> str:
@@ -90,27 +103,95 @@ def recipes_key() -> str:
     return f"{_prefix()}:recipes"
 
 
-def _send(fields: dict[str, int], key: str | None, ts: float, recipe: bytes | None = None) -> None:
-    """Write one sample in one pipelined round trip; drop it when Redis is unavailable."""
-    if redis_breaker().state == "OPEN":
-        _drop(None)
-        return
+def _send(fields: dict[str, int], member: str | None, ts: float, recipe: bytes | None = None) -> None:
+    """Buffer one sample for the flusher; drop it when the buffer is full."""
+    global _samples
     bucket = minute_key(minute_of(ts))
+    with _lock:
+        if _samples >= MAX_BUFFERED_SAMPLES:
+            full = True
+        else:
+            full = False
+            _samples += 1
+            for field, amount in fields.items():
+                _counters[(bucket, field)] += amount
+            if member is not None:
+                _key_counts[(day_key(ts), member)] += 1
+                if recipe is not None:
+                    _recipes[member] = recipe
+    if full:
+        _drop(1, None)
+    _ensure_flusher()
+
+
+def _take() -> tuple[int, dict[tuple[str, str], int], dict[tuple[str, str], int], dict[str, bytes]]:
+    global _samples, _counters, _key_counts, _recipes
+    with _lock:
+        taken = (_samples, _counters, _key_counts, _recipes)
+        _samples, _counters, _key_counts, _recipes = 0, defaultdict(int), defaultdict(int), {}
+    return taken
+
+
+def flush() -> int:
+    """Write the buffered samples to Redis in one pipeline; return how many samples were written (0 if dropped).
+
+    Flushes are serialised, so when this returns every sample recorded before the call is in Redis (or dropped).
+    """
+    with _flush_lock:
+        return _write(*_take())
+
+
+def _write(
+    samples: int,
+    counters: dict[tuple[str, str], int],
+    key_counts: dict[tuple[str, str], int],
+    recipes: dict[str, bytes],
+) -> int:
+    if not samples:
+        return 0
+    if redis_breaker().state == "OPEN":
+        _drop(samples, None)
+        return 0
     try:
         pipe = backend.client().pipeline(transaction=False)
-        for field, amount in fields.items():
+        for (bucket, field), amount in counters.items():
             pipe.hincrby(bucket, field, amount)
-        pipe.expire(bucket, MINUTE_BUCKET_TTL_S)
-        if key is not None:
-            day = day_key(ts)
-            pipe.zincrby(day, 1, key)
+        for bucket in {b for b, _ in counters}:
+            pipe.expire(bucket, MINUTE_BUCKET_TTL_S)
+        for (day, member), reads in key_counts.items():
+            pipe.zincrby(day, reads, member)
+        for day in {d for d, _ in key_counts}:
             pipe.expire(day, KEY_SET_TTL_S)
-        if recipe is not None:
-            pipe.hset(recipes_key(), key, recipe)
+        if recipes:
+            pipe.hset(recipes_key(), mapping=recipes)  # type: ignore[arg-type]
             pipe.expire(recipes_key(), KEY_SET_TTL_S)
         pipe.execute()
     except (redis.RedisError, OSError) as exc:
-        _drop(exc)
+        _drop(samples, exc)
+        return 0
+    return samples
+
+
+def _flush_forever() -> None:
+    while True:
+        time.sleep(FLUSH_S)
+        try:
+            flush()
+        except Exception:  # the flusher must outlive any surprise; the samples of that round are lost
+            log.exception("history flush failed")
+
+
+def _ensure_flusher() -> None:
+    """Start this process's flusher thread once (again after a fork: threads do not survive it)."""
+    global _flusher_pid
+    pid = os.getpid()
+    if _flusher_pid == pid:
+        return
+    with _lock:
+        if _flusher_pid == pid:
+            return
+        _flusher_pid = pid
+    threading.Thread(target=_flush_forever, name="cacheops-history", daemon=True).start()
 
 
 def observe_read(request: Any, key: str, status: str, seconds: float) -> None:
@@ -162,6 +243,7 @@ def record_upstream(tool: str, outcome: str) -> None:
 
 def read_minute(minute: int) -> dict[str, dict[str, int]]:
     """Return {tool or "@policy": {counter: value}} recorded in `minute`; CacheBackendError when Redis fails."""
+    flush()  # this process's own recent samples first
     raw: dict[bytes, bytes] = backend.call(lambda r: r.hgetall(minute_key(minute)))  # type: ignore[arg-type,return-value]
     grouped: dict[str, dict[str, int]] = defaultdict(dict)
     for field, value in raw.items():
@@ -172,12 +254,14 @@ def read_minute(minute: int) -> dict[str, dict[str, int]]:
 
 def top_keys(day_ts: float, limit: int) -> list[tuple[str, int]]:
     """Return the `limit` most-read `tool|key` members of the UTC day of `day_ts` with their counts."""
+    flush()  # this process's own recent samples first
     rows: Any = backend.call(lambda r: r.zrevrange(day_key(day_ts), 0, limit - 1, withscores=True))
     return [(member.decode(), int(score)) for member, score in rows]
 
 
 def recipe(member: str) -> dict[str, Any] | None:
     """Return the remembered recipe of a `tool|key` member, or None."""
+    flush()  # this process's own recent samples first
     raw: Any = backend.call(lambda r: r.hget(recipes_key(), member))
     return orjson.loads(raw) if raw else None
 
