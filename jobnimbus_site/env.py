@@ -123,6 +123,15 @@ def read_redis_url() -> str:
     return f"{scheme}://{auth}{host}:{port}/{db}"
 
 
+def broker_url_for(redis_url: str) -> str:
+    """Return the Celery broker URL for a Redis URL (kombu spells a unix socket `redis+socket://`)."""
+    if not redis_url.startswith("unix://"):
+        return redis_url
+    path, _, query = redis_url.removeprefix("unix://").partition("?")
+    db = dict(part.split("=", 1) for part in query.split("&") if "=" in part).get("db", "0")
+    return f"redis+socket://{path}?virtual_host={db}"
+
+
 def read_instances() -> dict[str, dict[str, str | None]]:
     """Return the configured JobNimbus instances with their optional server-held key and webhook secret."""
     names = read_list("JOBNIMBUS_INSTANCES", ["demo"])

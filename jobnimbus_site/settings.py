@@ -124,7 +124,9 @@ CACHES = {
     }
 }
 
-CELERY_BROKER_URL = e.read_url("CELERY_BROKER_URL", REDIS_URL, ("redis", "rediss", "amqp", "amqps", "memory"))
+CELERY_BROKER_URL = e.read_url(
+    "CELERY_BROKER_URL", e.broker_url_for(REDIS_URL), ("redis", "rediss", "redis+socket", "amqp", "amqps", "memory")
+)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]

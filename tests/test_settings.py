@@ -70,3 +70,19 @@ def test_redis_url_built_from_plan_variables() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "rediss://:p%40ss@cache.internal:6380/2"
+
+
+def test_unix_socket_redis_url_gives_a_socket_broker() -> None:
+    code = "import django; django.setup(); from django.conf import settings; print(settings.CELERY_BROKER_URL)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBNIMBUS_", "REDIS_", "DJANGO_", "CELERY_"))}
+    env.update(
+        DJANGO_SECRET_KEY="x" * 40,
+        PYTHONPATH=str(ROOT),
+        DJANGO_SETTINGS_MODULE="jobnimbus_site.settings",
+        REDIS_URL="unix:///run/redis/redis.sock?db=3",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "redis+socket:///run/redis/redis.sock?virtual_host=3"
