@@ -69,6 +69,8 @@ class Plan:
 class Flight:
     """An in-process fetch that other threads asking for the same key wait on."""
 
+    # The L1 generations of the key's tags when it took off: once they move, the flight may carry pre-write data.
+    seen: dict[str, int]
     done: threading.Event = field(default_factory=threading.Event)
     value: Any = _UNSET
     error: BaseException | None = None
@@ -207,11 +209,7 @@ class Engine:
 
     # --- single flight -----------------------------------------------------------------------------------
     def _single_flight(self, p: Plan, fetch: Callable[[], Any], *, redis_ok: bool) -> tuple[Any, str]:
-        with self._lock:
-            flight = self._flights.get(p.key)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[p.key] = Flight()
+        flight, leader = self._board(p)
         if not leader:
             return self._follow(p, fetch, flight, redis_ok)
         try:
@@ -222,8 +220,23 @@ class Engine:
             raise
         finally:
             with self._lock:
-                self._flights.pop(p.key, None)
+                if self._flights.get(p.key) is flight:  # a later flight may have replaced it
+                    del self._flights[p.key]
             flight.done.set()
+
+    def _board(self, p: Plan) -> tuple[Flight, bool]:
+        """Return the flight to wait on and False, or a new flight this caller leads and True.
+
+        A flight that took off before an invalidation of its tags (here or broadcast) is not joined: it may
+        bring back what JobNimbus held before the write, and a read that starts after a write must see it.
+        """
+        with self._lock:
+            seen = self.l1.generations(p.instance, p.tags)
+            flight = self._flights.get(p.key)
+            if flight is not None and flight.seen == seen:
+                return flight, False
+            flight = self._flights[p.key] = Flight(seen)
+            return flight, True
 
     def _follow(self, p: Plan, fetch: Callable[[], Any], flight: Flight, redis_ok: bool) -> tuple[Any, str]:
         if not flight.done.wait(self.lock_wait_s):

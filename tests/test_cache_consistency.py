@@ -88,3 +88,31 @@ def test_a_read_between_the_local_and_the_redis_invalidation_leaves_no_stale_l1(
     assert between[0].status == "hit_l2"
     after = cache_backend.read(fetch=cache_backend.counting({"version": "after"}))
     assert (after.status, after.value) == ("miss", {"version": "after"})
+
+
+def test_a_reader_arriving_after_an_invalidation_does_not_join_the_older_flight(
+    cache_backend: CacheEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eng = engine.engine()
+    decided = threading.Event()
+    for name in ("_follow", "_across_processes"):  # the late reader either joins the flight or leads its own
+        real = getattr(eng, name)
+
+        def noting(*args: Any, _real: Any = real) -> Any:
+            if threading.current_thread().name == "late-reader":
+                decided.set()
+            return _real(*args)
+
+        monkeypatch.setattr(eng, name, noting)
+    fetch, started, release = blocked_fetch(cache_backend, {"version": "before"})
+    first, first_result = in_thread(lambda: cache_backend.read(fetch=fetch))
+    assert started.wait(5)
+    invalidate_tags("demo", [record_tag("c1")])
+    after = cache_backend.counting({"version": "after"})
+    late, late_result = in_thread(lambda: cache_backend.read(fetch=after), name="late-reader")
+    assert decided.wait(5)
+    release.set()
+    first.join(10)
+    late.join(10)
+    assert first_result[0].value == {"version": "before"}
+    assert (late_result[0].status, late_result[0].value) == ("miss", {"version": "after"})
