@@ -378,8 +378,11 @@ class Engine:
         except UpstreamUnavailableError:
             outcome = "unavailable"
         except Exception:
+            # JobNimbus answered with a refusal (a revoked key, a deleted record): serving the old answer on
+            # through the stale window would hide it, so the entry goes and the next read asks and reports it.
             outcome = "error"
-            logger.exception("background refresh of %s failed", p.tool)
+            self._drop(p)
+            logger.exception("background refresh of %s failed; its entry was dropped", p.tool)
         finally:
             with self._lock:
                 self._refreshing.discard(p.key)
@@ -398,6 +401,11 @@ class Engine:
             return "ok"
         finally:
             self._release(p, token)
+
+    def _drop(self, p: Plan) -> None:
+        """Delete the entry of `p` here and in Redis (other processes' L1 copies expire within the L1 TTL)."""
+        self.l1.discard(p.key)
+        _l2(lambda: backend.call(lambda r: r.delete(p.key)))
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until no background refresh is queued or running (tests, shutdown); return whether it is."""

@@ -74,6 +74,13 @@ class L1Cache:
             self._evict()
             return True
 
+    def discard(self, key: str) -> bool:
+        """Drop the entry under `key`; return whether there was one."""
+        with self._lock:
+            present = key in self._entries
+            self._remove(key)
+            return present
+
     def invalidate(self, instance: str, tags: Iterable[str]) -> int:
         """Drop entries of `instance` carrying any of `tags` and bump those tags' generations."""
         wanted = frozenset(tags)

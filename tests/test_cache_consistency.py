@@ -7,6 +7,7 @@ against fakeredis and the real Redis, compression on and off.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,8 +15,8 @@ import pytest
 
 from cacheops import backend, engine
 from cacheops.api import invalidate_tags, record_tag
-from tests.fixtures.redis import CacheEnv
-from tests.test_cache_behaviour import drop_l1
+from tests.fixtures.redis import CacheEnv, engine_setting_for
+from tests.test_cache_behaviour import HOUR, drop_l1
 
 
 def revoked(env: CacheEnv) -> Callable[[], Any]:
@@ -116,3 +117,38 @@ def test_a_reader_arriving_after_an_invalidation_does_not_join_the_older_flight(
     late.join(10)
     assert first_result[0].value == {"version": "before"}
     assert (late_result[0].status, late_result[0].value) == ("miss", {"version": "after"})
+
+
+def test_a_refresh_jobnimbus_refuses_drops_the_entry_so_the_next_read_reports_it(
+    cache_backend: CacheEnv, cache_clock: list[float]
+) -> None:
+    cache_backend.read()
+    cache_clock[0] += HOUR + 60  # inside stale-while-revalidate
+    drop_l1()
+    assert cache_backend.read(fetch=revoked(cache_backend)).status == "stale"
+    assert engine.engine().wait_idle()
+    with pytest.raises(PermissionError):
+        cache_backend.read(fetch=revoked(cache_backend))
+    assert cache_backend.calls == ["fetch", "revoked", "revoked"]
+
+
+def test_an_early_refresh_jobnimbus_refuses_drops_the_l1_copy_too(
+    cache_backend: CacheEnv, cache_clock: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache_backend.settings.CACHEOPS_ENGINE = engine_setting_for(cache_backend.namespace, XFETCH_BETA=1.0)
+    engine.reset_engine()
+    monkeypatch.setattr(engine.random, "random", lambda: 0.9)  # -ln(0.1) = 2.3 fetch durations of lead
+
+    def costly() -> Any:
+        cache_backend.calls.append("fetch")
+        time.sleep(0.05)
+        return {"n": 1}
+
+    cache_backend.read(fetch=costly)
+    cache_clock[0] += HOUR - 0.02  # inside XFetch's lead: an L2 hit, kept in L1, refreshed in the background
+    drop_l1()
+    assert cache_backend.read(fetch=revoked(cache_backend)).status == "hit_l2"
+    assert engine.engine().wait_idle()
+    with pytest.raises(PermissionError):
+        cache_backend.read(fetch=revoked(cache_backend))
+    assert cache_backend.calls == ["fetch", "revoked", "revoked"]
