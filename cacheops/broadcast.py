@@ -22,9 +22,25 @@ from cacheops import backend, keys, metrics
 
 logger = logging.getLogger(__name__)
 
-ORIGIN = uuid.uuid4().hex
 OnInvalidate = Callable[[str, list[str]], Any]
 OnClear = Callable[[str | None], Any]
+
+
+# (pid, id): a forked child (Celery prefork, gunicorn --preload) must not share its parent's id, or siblings
+# would take each other's invalidations for their own and skip them.
+_origin: tuple[int, str] = (0, "")
+
+
+def origin() -> str:
+    """Return this process's broadcast origin id, renewed when the pid changes (after a fork)."""
+    global _origin
+    pid, value = _origin
+    if pid != os.getpid():
+        # No lock (a lock held at fork time would deadlock the child): two threads racing here may both make
+        # an id; the loser's own messages then come back and are applied twice, which is harmless.
+        value = uuid.uuid4().hex
+        _origin = (os.getpid(), value)
+    return value
 
 
 class Subscriber:
@@ -122,7 +138,7 @@ class Subscriber:
             event.set()
 
     def _apply(self, payload: dict[str, Any]) -> None:
-        if payload.get("o") == ORIGIN:
+        if payload.get("o") == origin():
             return  # this process applied it already, synchronously
         if payload.get("all"):
             self.on_clear(payload.get("i"))
@@ -133,5 +149,5 @@ class Subscriber:
 def invalidation_message(instance: str | None, tags: list[str] | None) -> bytes:
     """Return the broadcast payload for dropping `tags` of `instance` (tags None: everything of it)."""
     if tags is None:
-        return orjson.dumps({"o": ORIGIN, "i": instance, "all": True})
-    return orjson.dumps({"o": ORIGIN, "i": instance, "t": tags})
+        return orjson.dumps({"o": origin(), "i": instance, "all": True})
+    return orjson.dumps({"o": origin(), "i": instance, "t": tags})

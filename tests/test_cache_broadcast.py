@@ -1,0 +1,46 @@
+"""The invalidation broadcast: each process (forked ones too) its own origin, and bad messages never stop it."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+import pytest
+
+from cacheops import broadcast
+
+
+def origin_in_forked_child() -> str:
+    """Return broadcast.origin() as a child forked from this process sees it."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer and leave at once, running nothing of the parent's
+        try:
+            os.write(write_end, broadcast.origin().encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 200).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    return answer
+
+
+def test_a_forked_child_gets_its_own_origin() -> None:
+    parent = broadcast.origin()
+    child = origin_in_forked_child()
+    assert len(child) == 32
+    assert child != parent
+    assert broadcast.origin() == parent
+
+
+def test_a_sibling_applies_what_the_parent_broadcast_and_skips_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    applied: list[Any] = []
+    subscriber = broadcast.Subscriber(lambda i, t: applied.append((i, t)), lambda i: applied.append(("all", i)))
+    from_parent = orjson.loads(broadcast.invalidation_message("demo", ["list:job"]))
+    child_pid = os.getpid() + 100_000
+    monkeypatch.setattr(broadcast.os, "getpid", lambda: child_pid)  # as if forked
+    subscriber._apply(from_parent)
+    subscriber._apply(orjson.loads(broadcast.invalidation_message("demo", ["list:task"])))
+    assert applied == [("demo", ["list:job"])]
