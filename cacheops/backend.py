@@ -20,16 +20,17 @@ from cacheops.errors import CacheBackendError
 
 T = TypeVar("T")
 
-# Store only if no tag of the entry was invalidated since the fetch began (generation guard), then index it
-# under its tags; an index lives at least as long as its longest-lived entry.
+# Store only if no generation counter of the entry (its tags', the clear epochs) moved since the fetch began
+# (generation guard), then index it under its tags; an index lives at least as long as its longest-lived entry.
 STORE_LUA = """
 local n = tonumber(ARGV[3])
+local m = tonumber(ARGV[4])
 for i = 1, n do
-  if tonumber(redis.call('GET', KEYS[1 + i]) or '0') ~= tonumber(ARGV[3 + i]) then return 0 end
+  if tonumber(redis.call('GET', KEYS[1 + i]) or '0') ~= tonumber(ARGV[4 + i]) then return 0 end
 end
 local px = tonumber(ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
-for i = 1, n do
+for i = 1, m do
   local idx = KEYS[1 + n + i]
   redis.call('SADD', idx, KEYS[1])
   if redis.call('PTTL', idx) < px then redis.call('PEXPIRE', idx, px) end
@@ -115,12 +116,17 @@ def store(
 ) -> bool:
     """Store `raw` under `key` for `px` ms unless a generation moved; return whether it was stored."""
     keys = [key, *gen_keys, *index_keys]
-    return bool(run_script("store", STORE_LUA, keys, [raw, px, len(gen_keys), *seen]))
+    return bool(run_script("store", STORE_LUA, keys, [raw, px, len(gen_keys), len(index_keys), *seen]))
 
 
 def invalidate(index_keys: Sequence[str], gen_keys: Sequence[str], generation_ttl_s: int) -> int:
     """Drop every entry indexed under `index_keys` and bump `gen_keys`; return the number dropped."""
     return int(run_script("invalidate", INVALIDATE_LUA, [*index_keys, *gen_keys], [len(index_keys), generation_ttl_s]))
+
+
+def bump(gen_key: str, generation_ttl_s: int) -> None:
+    """Increment one generation counter (refusing stores of fetches that read it before) and renew its TTL."""
+    call(lambda r: r.pipeline().incr(gen_key).expire(gen_key, generation_ttl_s).execute())
 
 
 def release(lock: str, waiters: str, token: str, channel: str, key: str) -> None:

@@ -302,6 +302,7 @@ class Engine:
     # --- fetch and store ---------------------------------------------------------------------------------
     def _fetch_and_store(self, p: Plan, fetch: Callable[[], Any], redis_ok: bool) -> Any:
         gen_keys = [keys.generation_key(p.instance, tag) for tag in p.tags]
+        gen_keys += [keys.epoch_key(p.instance), keys.epoch_key(None)]
         seen_l2 = _l2(lambda: backend.call(lambda r: r.mget(gen_keys))) if redis_ok else DOWN
         seen_l1 = self.l1.generations(p.instance, p.tags)
         started = time.perf_counter()
@@ -461,10 +462,17 @@ class Engine:
                     self._pending.popleft()
 
     def clear_matching(self, instance: str | None, pattern: str | None = None) -> int:
-        """Delete this app's keys (of `instance`, matching `pattern` under it) by SCAN; admin use only."""
+        """Delete this app's entries (of `instance`, matching `pattern` under it) by SCAN; admin use only.
+
+        A pattern names no tags, so the whole instance's epoch is bumped: every fetch of it in flight (begun
+        before the clear) is refused its store. Generation counters are kept: deleted, they would count from
+        0 again and let a fetch that read an old value pass the guard.
+        """
         match = keys.app_key_pattern(instance) if pattern is None else keys.app_key_pattern(instance)[:-1] + pattern
         self.l1.clear(instance)
-        deleted = backend.call(lambda r: _scan_delete(r, match))
+        backend.bump(keys.epoch_key(instance), self.generation_ttl_s)
+        deleted = backend.call(lambda r: _scan_delete(r, match, keys.generation_prefix()))
+        self.l1.clear(instance)  # again: a read may have copied an entry into L1 during the scan
         self._broadcast(instance, None)
         return deleted
 
@@ -478,10 +486,13 @@ class Engine:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _scan_delete(r: Any, match: str) -> int:
+def _scan_delete(r: Any, match: str, keep_prefix: str) -> int:
     deleted = 0
     batch: list[bytes] = []
+    keep = keep_prefix.encode()
     for key in r.scan_iter(match=match, count=1000):
+        if key.startswith(keep):
+            continue
         batch.append(key)
         if len(batch) >= 500:
             deleted += r.unlink(*batch)

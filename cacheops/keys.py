@@ -58,6 +58,20 @@ def generation_key(instance: str, tag: str) -> str:
     return f"{_ns()}:gen:{instance}:{tag}"
 
 
+# Neither an instance name (INSTANCE_RE) nor a tag the app builds: the "tag" every entry carries implicitly.
+EVERY = "*"
+
+
+def epoch_key(instance: str | None) -> str:
+    """Return the counter an admin clear of `instance` (None: of everything) bumps; every store checks it."""
+    return generation_key(instance or EVERY, EVERY)
+
+
+def generation_prefix() -> str:
+    """Return the prefix of every generation counter (an admin clear keeps them: see Engine.clear_matching)."""
+    return f"{_ns()}:gen:"
+
+
 def lock_key(key: str) -> str:
     """Return the single-flight lock key of entry `key`."""
     return f"{_ns()}:lock:{key}"

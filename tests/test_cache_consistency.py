@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from cacheops import backend, engine
+from cacheops import backend, engine, keys
 from cacheops.api import invalidate_tags, record_tag
 from tests.fixtures.redis import CacheEnv, engine_setting_for
-from tests.test_cache_behaviour import HOUR, drop_l1
+from tests.test_cache_behaviour import HOUR, drop_l1, entry_keys
 
 
 def revoked(env: CacheEnv) -> Callable[[], Any]:
@@ -152,3 +152,28 @@ def test_an_early_refresh_jobnimbus_refuses_drops_the_l1_copy_too(
     with pytest.raises(PermissionError):
         cache_backend.read(fetch=revoked(cache_backend))
     assert cache_backend.calls == ["fetch", "revoked", "revoked"]
+
+
+@pytest.mark.parametrize("action", [(None, None), ("demo", None), ("demo", "tenant-a:*")])
+def test_an_admin_clear_refuses_a_fetch_that_began_before_it(
+    cache_backend: CacheEnv, action: tuple[str | None, str | None]
+) -> None:
+    fetch, started, release = blocked_fetch(cache_backend, {"version": "before the clear"})
+    reader, result = in_thread(lambda: cache_backend.read(fetch=fetch))
+    assert started.wait(5)
+    engine.engine().clear_matching(*action)
+    release.set()
+    reader.join(10)
+    assert result[0].value == {"version": "before the clear"}
+    assert entry_keys(cache_backend) == []
+    assert cache_backend.read().status == "miss"
+
+
+def test_generation_counters_survive_an_admin_clear(cache_backend: CacheEnv) -> None:
+    invalidate_tags("demo", [record_tag("c1")])
+    cache_backend.read()
+    counter = keys.generation_key("demo", record_tag("c1"))
+    assert engine.engine().clear_matching(None) >= 1
+    # Deleted, the next invalidation would count 1 again and pass a fetch that saw 1 before the clear.
+    assert cache_backend.raw.get(counter) == b"1"
+    assert entry_keys(cache_backend) == []
