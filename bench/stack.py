@@ -169,9 +169,10 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start_celery(env: dict[str, str]) -> Process:
-    """Start a Celery worker (Procfile `worker` line, threads pool) on the bench broker; return once it is ready."""
-    argv = [PYTHON, "-m", *procfile_command("worker"), "--pool", "threads", "--without-mingle", "--without-gossip"]
+def start_celery(env: dict[str, str], queue: str) -> Process:
+    """Start a Celery worker (Procfile `worker` line, threads pool) consuming only `queue`; return once ready."""
+    argv = [PYTHON, "-m", *procfile_command("worker"), "--pool", "threads", "-Q", queue]
+    argv += ["--without-mingle", "--without-gossip", "--hostname", f"bench-{os.getpid()}@%h"]
     argv[argv.index("--loglevel") + 1] = "info"
     process = spawn("celery", argv, env)
     wait_for("the Celery worker", lambda: "ready." in process.output(), process, 60.0)
