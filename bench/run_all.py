@@ -1,37 +1,31 @@
-"""Run every benchmark in turn (`make bench`); --quick is passed through.
+"""Run every benchmark, one after the other, each in its own process: `make bench` (pass --quick through).
 
-    .venv/bin/python bench/run_all.py [--quick]
-
-Each script starts and stops its own servers; a failing script is reported and the next one still runs.
-Exits 0 when every script ran (the figures are a report, whatever they say), 1 when one of them crashed.
+Each script starts and stops its own stack; a failing script is reported and the next still runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("cache_bench.py", "freshness_bench.py")
+SCRIPTS = ("figures_cache.py", "figures_freshness.py")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the scripts; return 1 if any crashed."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of each script (seconds)")
-    options = parser.parse_args(argv)
-    crashed = []
+def main(argv: list[str]) -> int:
+    """Run each script with `argv`; return 1 when one of them crashed, else 0 (figures are reports)."""
+    failed = []
     for script in SCRIPTS:
-        argv_script = [sys.executable, str(HERE / script), *(["--quick"] if options.quick else [])]
-        print(f"== {script}", flush=True)
-        if subprocess.run(argv_script, cwd=HERE.parent, check=False).returncode != 0:
-            crashed.append(script)
-    if crashed:
-        print(f"crashed: {', '.join(crashed)}", file=sys.stderr)
-    return 1 if crashed else 0
+        print(f"== {script} {' '.join(argv)}", flush=True)
+        code = subprocess.call([sys.executable, str(HERE / script), *argv], cwd=HERE.parent)
+        if code != 0:
+            failed.append(f"{script} (exit {code})")
+    if failed:
+        print("benchmarks that did not finish: " + ", ".join(failed), file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
