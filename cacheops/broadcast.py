@@ -96,15 +96,26 @@ class Subscriber:
     def _run(self) -> None:
         delay = 0.1
         while not self._stop.is_set():
-            try:
-                self._listen()
+            if self._listened():
                 delay = 0.1
-            except (redis.RedisError, OSError) as exc:
-                self.ready.clear()
-                metrics.ERRORS.labels("subscriber").inc()
-                logger.warning("cache invalidation subscriber disconnected (%s); retrying", exc.__class__.__name__)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 5.0)
+                continue
+            self.ready.clear()
+            metrics.ERRORS.labels("subscriber").inc()
+            self._stop.wait(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _listened(self) -> bool:
+        """Listen until stopped (True) or until the connection, or a bug, ends it (False: reconnect)."""
+        try:
+            self._listen()
+        except (redis.RedisError, OSError) as exc:
+            logger.warning("cache invalidation subscriber disconnected (%s); retrying", exc.__class__.__name__)
+            return False
+        except Exception:
+            # A bug must not end the thread silently: reconnecting empties L1, the safe state.
+            logger.exception("cache invalidation subscriber failed; reconnecting")
+            return False
+        return True
 
     def _listen(self) -> None:
         pubsub = backend.client().pubsub(ignore_subscribe_messages=True)
@@ -129,7 +140,13 @@ class Subscriber:
         if channel == self._fill_channel:
             self._wake(data.decode() if isinstance(data, bytes) else str(data))
         elif channel == self._invalidation_channel:
-            self._apply(orjson.loads(data))
+            try:
+                payload = parse_invalidation(data)
+            except ValueError as exc:
+                metrics.ERRORS.labels("subscriber_message").inc()
+                logger.warning("ignored a malformed cache invalidation message: %s", exc)
+                return
+            self._apply(payload)
 
     def _wake(self, key: str) -> None:
         with self._lock:
@@ -144,6 +161,23 @@ class Subscriber:
             self.on_clear(payload.get("i"))
         else:
             self.on_invalidate(payload["i"], list(payload["t"]))
+
+
+def parse_invalidation(data: bytes) -> dict[str, Any]:
+    """Return the payload of an invalidation message; raise ValueError naming what is wrong with it."""
+    payload = orjson.loads(data)  # orjson.JSONDecodeError is a ValueError
+    if not isinstance(payload, dict):
+        raise ValueError(f"expected an object, got {type(payload).__name__}")
+    if payload.get("all"):
+        if not isinstance(payload.get("i"), str | None):
+            raise ValueError("'i' must be an instance name or null")
+        return payload
+    if not isinstance(payload.get("i"), str):
+        raise ValueError("'i' must be an instance name")
+    tags = payload.get("t")
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise ValueError("'t' must be a list of tags")
+    return payload
 
 
 def invalidation_message(instance: str | None, tags: list[str] | None) -> bytes:

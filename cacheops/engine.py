@@ -97,7 +97,7 @@ def plan(request: ReadRequest) -> Plan:
     normalised = keys.normalise_args(request.args, request.defaults)
     scope = request.scope
     key = keys.entry_key(scope.instance, scope.tenant, request.entity, request.op, normalised)
-    tags = tuple(dict.fromkeys([*request.tags, keys.entity_tag(request.entity)]))
+    tags = tuple(dict.fromkeys([*request.tags, *keys.entity_tags(request.entity, request.tags)]))
     return Plan(key, scope.instance, request.tool, tags, effective_policy(request.policy))
 
 

@@ -8,7 +8,7 @@ tenants never do (the tenant is part of the key).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -100,3 +100,16 @@ def app_key_pattern(instance: str | None = None) -> str:
 def entity_tag(entity: str) -> str:
     """Return the implicit tag every entry of `entity` carries (invalidate-by-entity)."""
     return f"entity:{entity}"
+
+
+# The family of cacheops.api.list_tag: an entry tagged `list:task` lists tasks, whatever its own entity.
+LIST_TAG_PREFIX = "list:"
+
+
+def entity_tags(entity: str, tags: Iterable[str]) -> list[str]:
+    """Return the implicit entity tags of an entry: its own entity's and that of every entity it lists.
+
+    A calendar entry (entity activity) lists tasks too, so invalidating entity task must reach it.
+    """
+    listed = [tag[len(LIST_TAG_PREFIX) :] for tag in tags if tag.startswith(LIST_TAG_PREFIX)]
+    return [entity_tag(name) for name in dict.fromkeys([entity, *listed])]

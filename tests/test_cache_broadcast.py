@@ -8,7 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
-from cacheops import broadcast
+from cacheops import broadcast, engine, keys
+from cacheops.api import list_tag
+from tests.fixtures.redis import CacheEnv
+from tests.test_cache_behaviour import wait_until
 
 
 def origin_in_forked_child() -> str:
@@ -44,3 +47,22 @@ def test_a_sibling_applies_what_the_parent_broadcast_and_skips_its_own(monkeypat
     subscriber._apply(from_parent)
     subscriber._apply(orjson.loads(broadcast.invalidation_message("demo", ["list:task"])))
     assert applied == [("demo", ["list:job"])]
+
+
+def test_a_malformed_broadcast_does_not_stop_the_subscriber(cache_backend: CacheEnv) -> None:
+    jobs = cache_backend.request(entity="job", policy="jobs", tool="get_jobs", tags=(list_tag("job"),))
+    cache_backend.read()
+    cache_backend.read(jobs)
+    eng = engine.engine()
+    assert eng.subscriber.ready.wait(5)
+    listener = eng.subscriber._thread
+    key = engine.plan(cache_backend.request()).key
+    channel = keys.invalidation_channel()
+    for bad in (b"not json", b"[1, 2]", b'{"i": "demo"}', b'{"i": "demo", "t": 5}', b'{"i": 7, "t": ["x"]}'):
+        cache_backend.raw.publish(channel, bad)
+    cache_backend.raw.publish(channel, orjson.dumps({"o": "another-process", "i": "demo", "t": [list_tag("contact")]}))
+    assert wait_until(lambda: eng.l1.get(key) is None)
+    assert eng.subscriber._thread is listener
+    assert listener is not None
+    assert listener.is_alive()
+    assert eng.l1.get(engine.plan(jobs).key) is not None  # applied in place, not by a reconnect emptying L1

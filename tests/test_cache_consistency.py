@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cacheops import backend, engine, keys
-from cacheops.api import invalidate_tags, record_tag
+from cacheops.api import invalidate_tags, list_tag, record_tag
 from tests.fixtures.redis import CacheEnv, engine_setting_for
 from tests.test_cache_behaviour import HOUR, drop_l1, entry_keys
 
@@ -177,3 +177,16 @@ def test_generation_counters_survive_an_admin_clear(cache_backend: CacheEnv) -> 
     # Deleted, the next invalidation would count 1 again and pass a fetch that saw 1 before the clear.
     assert cache_backend.raw.get(counter) == b"1"
     assert entry_keys(cache_backend) == []
+
+
+def test_entity_invalidation_reaches_entries_that_list_that_entity(cache_backend: CacheEnv) -> None:
+    calendar = cache_backend.request(
+        entity="activity",
+        op="calendar",
+        policy="calendar",
+        tool="get_calendar_activities",
+        tags=(list_tag("task"), list_tag("activity")),
+    )
+    cache_backend.read(calendar)
+    assert invalidate_tags("demo", [keys.entity_tag("task")]) == 1
+    assert cache_backend.read(calendar).status == "miss"
