@@ -126,7 +126,14 @@ def invalidate(index_keys: Sequence[str], gen_keys: Sequence[str], generation_tt
 
 def bump(gen_key: str, generation_ttl_s: int) -> None:
     """Increment one generation counter (refusing stores of fetches that read it before) and renew its TTL."""
-    call(lambda r: r.pipeline().incr(gen_key).expire(gen_key, generation_ttl_s).execute())
+
+    def operation(r: redis.Redis) -> None:
+        with r.pipeline() as pipe:
+            pipe.incr(gen_key)
+            pipe.expire(gen_key, generation_ttl_s)
+            pipe.execute()
+
+    call(operation)
 
 
 def release(lock: str, waiters: str, token: str, channel: str, key: str) -> None:
