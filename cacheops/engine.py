@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from cacheops import backend, keys, metrics
+from cacheops import backend, history, keys, metrics
 from cacheops.breakers import reset_breakers, upstream_breaker
 from cacheops.broadcast import Subscriber, invalidation_message
 from cacheops.conf import engine_setting
@@ -92,6 +92,12 @@ def _l2(operation: Callable[[], T], fallback: Any = DOWN) -> T | Any:
         return fallback
 
 
+def _count_upstream(tool: str, outcome: str) -> None:
+    """Count one JobNimbus call in the Prometheus metrics and the dashboard's history."""
+    metrics.UPSTREAM_CALLS.labels(tool, outcome).inc()
+    history.record_upstream(tool, outcome)
+
+
 def plan(request: ReadRequest) -> Plan:
     """Return the key, tags and policy of `request`."""
     normalised = keys.normalise_args(request.args, request.defaults)
@@ -143,8 +149,10 @@ class Engine:
         p = plan(request)
         self.subscriber.ensure_started()
         result = self._resolve(p, fetch)
+        elapsed = time.perf_counter() - started
         metrics.READS.labels(p.tool, result.status).inc()
-        metrics.LATENCY.labels(result.status).observe(time.perf_counter() - started)
+        metrics.LATENCY.labels(result.status).observe(elapsed)
+        history.observe_read(request, p.key, result.status, elapsed)  # the dashboard's history (never raises)
         return result
 
     def _resolve(self, p: Plan, fetch: Callable[[], Any]) -> Read:
@@ -335,12 +343,12 @@ class Engine:
         breaker, gate = upstream_breaker(instance)
         state = breaker.state
         if state == "OPEN":
-            metrics.UPSTREAM_CALLS.labels(tool, "breaker_open").inc()
+            _count_upstream(tool, "breaker_open")
             wait = max(1, math.ceil(breaker.retry_after_s()))
             raise UpstreamUnavailableError(f"JobNimbus is unavailable, retry in {wait} s", retry_after_s=wait)
         probe = state == "HALF_OPEN"
         if probe and not gate.try_enter():
-            metrics.UPSTREAM_CALLS.labels(tool, "breaker_open").inc()
+            _count_upstream(tool, "breaker_open")
             raise UpstreamUnavailableError("JobNimbus is unavailable, retry in 1 s", retry_after_s=1)
         try:
             return self._counted(breaker, tool, call)
@@ -353,15 +361,15 @@ class Engine:
             value = call()
         except UpstreamUnavailableError as exc:
             breaker.record_failure(exc.retry_after_s)
-            metrics.UPSTREAM_CALLS.labels(tool, "unavailable").inc()
+            _count_upstream(tool, "unavailable")
             raise
         except Exception:
             # JobNimbus answered (a 4xx, a bad record): it is up, so this counts for the breaker as a success.
             breaker.record_success()
-            metrics.UPSTREAM_CALLS.labels(tool, "error").inc()
+            _count_upstream(tool, "error")
             raise
         breaker.record_success()
-        metrics.UPSTREAM_CALLS.labels(tool, "ok").inc()
+        _count_upstream(tool, "ok")
         return value
 
     # --- background refresh ------------------------------------------------------------------------------

@@ -111,3 +111,32 @@ def test_redis_down_drops_the_sample_without_raising(settings: Any) -> None:
     history.record_upstream("get_contacts", "ok")
     history.flush()
     assert history.dropped() >= before + 2  # (the background flusher may drop older samples too)
+
+
+def test_engine_reads_and_upstream_calls_are_recorded(hist_redis: redis.Redis) -> None:
+    from cacheops.api import CacheScope, ReadRequest, list_tag, read_through
+
+    request = ReadRequest(
+        scope=CacheScope("demo", "tenant-h"),
+        entity="contact",
+        op="list",
+        policy="contacts",
+        args={"size": 5},
+        tool="get_contacts",
+        tags=(list_tag("contact"),),
+    )
+    assert read_through(request, lambda: {"results": []}).status == "miss"
+    assert read_through(request, lambda: {"results": []}).status in {"hit_l1", "hit_l2"}
+    counters = history.read_minute(int(T0))
+    assert counters["get_contacts"]["requests"] == 2
+    assert counters["get_contacts"]["miss"] == 1
+    assert counters["get_contacts"]["up:ok"] == 1
+    assert counters["@contacts"]["requests"] == 2
+    member = history.top_keys(T0, 1)[0][0]
+    assert history.recipe(member) == {
+        "instance": "demo",
+        "tenant": "tenant-h",
+        "tool": "get_contacts",
+        "policy": "contacts",
+        "args": {"size": 5},
+    }
