@@ -12,6 +12,7 @@ the L1s the invalidation broadcast must empty. Exits 0 whatever the figures: the
 from __future__ import annotations
 
 import argparse
+import bisect
 import random
 import subprocess
 import sys
@@ -118,9 +119,12 @@ class Replay:
     def run(self) -> Tally:
         """Replay the calls; each is a write with probability WRITE_SHARE, to a detail record drawn the same way."""
         ranks = zipf_sequence(self.rng, len(self.sets), self.mode.calls, ZIPF_S)
+        records = [rank for rank, entry in enumerate(self.sets) if entry[0] != "list"]
         for rank in ranks:
             kind, tool, arguments = self.sets[rank]
-            if kind != "list" and self.rng.random() < WRITE_SHARE:
+            if self.rng.random() < WRITE_SHARE:
+                # A write goes to the record at this popularity rank, or the next record down when it is a list.
+                kind, _tool, arguments = self.sets[records[bisect.bisect_left(records, rank) % len(records)]]
                 self.write(kind, arguments["jnid"])
             else:
                 self.read(kind, tool, arguments)
