@@ -24,12 +24,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for(url: str, deadline_s: float = 60.0) -> requests.Response:
+def _wait_for(url: str, deadline_s: float = 90.0) -> requests.Response:
     end = time.monotonic() + deadline_s
     while True:
         try:
-            return requests.get(url, timeout=2)
-        except requests.ConnectionError:
+            # A worker's first request imports the whole app; on a busy 2-core machine that takes seconds.
+            return requests.get(url, timeout=15)
+        except (requests.ConnectionError, requests.Timeout):
             if time.monotonic() > end:
                 raise
             time.sleep(0.3)
