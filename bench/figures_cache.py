@@ -98,6 +98,7 @@ def throughput(run: h.Stack, mode: Mode, report: Report) -> None:
     bare = load(run.web_url + "/bench/bare", body, h.MCP_HEADERS, mode.load_s, 16, run.tmp)
     mcp = load(run.mcp_url, body, h.MCP_HEADERS, mode.load_s, 16, run.tmp)
     ratio = mcp.requests_per_s / bare.requests_per_s
+    report.notes.extend(f"{name} load errors: {r.detail}" for name, r in (("bare", bare), ("/mcp", mcp)) if r.detail)
     report.add("bare Django JSON view, 16 conns", f"{bare.requests_per_s:,.0f} req/s ({bare.errors} errors)")
     report.add("cached tools/call via /mcp, 16 conns", f"{mcp.requests_per_s:,.0f} req/s ({mcp.errors} errors)")
     ok = ratio >= 0.5 and mcp.errors == 0 and bare.errors == 0

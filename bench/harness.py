@@ -342,6 +342,7 @@ class LoadResult:
     requests_per_s: float
     requests: int
     errors: int
+    detail: str = ""  # what the errors were (wrk's own words)
 
 
 def wrk_post(url: str, body: bytes, headers: dict[str, str], seconds: float, connections: int, tmp: Path) -> LoadResult:
@@ -363,7 +364,8 @@ def wrk_post(url: str, body: bytes, headers: dict[str, str], seconds: float, con
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(g) for g in sock.groups()) if sock else 0)
-    return LoadResult(rps, total, errors)
+    detail = "; ".join(m.group(0) for m in (non2xx, sock) if m)
+    return LoadResult(rps, total, errors, detail)
 
 
 def _lua_string(data: bytes) -> str:
