@@ -17,8 +17,9 @@ WEBHOOK_EVENTS = ("Contact", "Job", "Task", "Activity", "Attachment", "Work Orde
 
 def _users(ctx: ToolContext, args: Args) -> ToolResult:
     api = client(ctx)
+    # JobNimbus returns every user at once: one cached copy per tenant, paged here (from/size do not key it).
     users, meta = cached(
-        ctx, "get_users", entity="user", op="list", policy="users", args=args, tags=[list_tag("user")], fetch=api.users
+        ctx, "get_users", entity="user", op="list", policy="users", args={}, tags=[list_tag("user")], fetch=api.users
     )
     page = users[args["from"] : args["from"] + args["size"]]
     return result(list_result(len(users), page, args, "user"), meta)
@@ -30,17 +31,11 @@ def _account_settings(ctx: ToolContext, args: Args) -> ToolResult:
 
 
 def _webhooks(ctx: ToolContext, args: Args) -> ToolResult:
-    limit = args["limit"]
-    deliveries, meta = cached(
-        ctx,
-        "get_webhooks",
-        entity="webhook",
-        op="list",
-        policy="webhooks",
-        args=args,
-        tags=[list_tag("webhook")],
-        fetch=lambda: recent_webhook_deliveries(ctx.instance, limit),
-    )
+    # The deliveries come from our database, not JobNimbus: check the caller's key first with a cheap read that
+    # is cached per tenant (a refused key fails there with an AuthError), and read the deliveries fresh each time
+    # (no delivery drops a cached copy, so caching them would show an old list).
+    _settings, meta = account_settings(ctx, "get_webhooks")
+    deliveries = recent_webhook_deliveries(ctx.instance, args["limit"])
     return result({**webhook_setup(ctx.instance), "recent_deliveries": deliveries}, meta)
 
 

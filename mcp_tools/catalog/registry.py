@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from django.conf import settings
 from jsonschema import Draft202012Validator
 
 from cacheops.errors import UpstreamUnavailableError
@@ -68,9 +69,9 @@ def call_tool(ctx: ToolContext, name: str, arguments: Mapping[str, Any] | None) 
     except ArgumentError as exc:
         return error_result(str(exc))
     except JobNimbusError as exc:
-        return error_result(upstream_message(exc))
+        return error_result(upstream_message(exc), cache=_failed_read_meta(spec))
     except UpstreamUnavailableError as exc:
-        return error_result(unavailable_message(getattr(exc, "retry_after_s", None)))
+        return error_result(unavailable_message(getattr(exc, "retry_after_s", None)), cache=_failed_read_meta(spec))
     except Exception:
         # A bug, not the caller's fault: log it with the traceback, answer without one.
         logger.exception("tool %s crashed", name)
@@ -86,6 +87,17 @@ def with_defaults(schema: Mapping[str, Any], args: Mapping[str, Any]) -> dict[st
     return filled
 
 
-def error_result(message: str) -> ToolResult:
-    """Return an `is_error` result with `message` as text and structured content."""
-    return ToolResult(structured={"error": message}, text=message, is_error=True)
+def _failed_read_meta(spec: ToolSpec) -> dict[str, Any] | None:
+    """Return the cache outcome of a cached read JobNimbus failed: it went through the cache and missed.
+
+    Errors are never cached, so with the cache on such a read is a miss, not a bypass; None (reported as bypass)
+    for writes, uncached tools, and a cache switched off.
+    """
+    if spec.cache_entity is None or not getattr(settings, "CACHE_ENABLED", True):
+        return None
+    return {"status": "miss", "age_s": None, "ttl_s": None}
+
+
+def error_result(message: str, cache: dict[str, Any] | None = None) -> ToolResult:
+    """Return an `is_error` result with `message` as text and structured content (and the cache outcome, if any)."""
+    return ToolResult(structured={"error": message}, text=message, is_error=True, cache=cache)

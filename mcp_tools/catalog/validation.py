@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError as SchemaError
 from jsonschema.exceptions import best_match
 
@@ -20,10 +20,23 @@ _TYPE_NAMES = {
 }
 
 
+def _is_strict_integer(checker: Any, instance: Any) -> bool:
+    # Draft 2020-12 counts 1.0 as an integer; the tools slice and page with these values, so only real ints pass.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# Draft 2020-12 with "integer" meaning a JSON number written without a fraction or exponent.
+StrictValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_strict_integer),
+)
+
+
 def validator_for(schema: Mapping[str, Any]) -> Draft202012Validator:
-    """Return a Draft 2020-12 validator for `schema` (the schema itself is checked first: a bad one is a bug)."""
+    """Return a Draft 2020-12 validator for `schema` whose integers exclude floats like 1.0 (schema checked first)."""
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    validator: Draft202012Validator = StrictValidator(schema)
+    return validator
 
 
 def first_error(validator: Draft202012Validator, instance: Any, *, prefix: str = "") -> str | None:

@@ -1,0 +1,92 @@
+"""Catalog fixes from the review: strict integers, get_webhooks checks the key, get_users cached once, error status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cacheops.api import CacheOutcome, ReadRequest
+from mcp_tools.catalog import account, registry, runtime
+from mcp_tools.catalog.base import ToolContext
+from mcp_tools.jobnimbus.errors import AuthError
+from tests.fixtures.catalog import FakeJobNimbus
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[ReadRequest]:
+    """Record every cached read the tools make, and run the fetch (a miss each time)."""
+    seen: list[ReadRequest] = []
+
+    def spy(request: ReadRequest, fetch: Any) -> CacheOutcome:
+        seen.append(request)
+        return CacheOutcome(value=fetch(), status="miss", ttl_s=60)
+
+    monkeypatch.setattr(runtime, "read_through", spy)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "says"),
+    [
+        ("get_users", {"from": 1.0}, "Argument 'from' must be an integer >= 0, got 1.0"),
+        ("get_jobs", {"size": 5.0}, "Argument 'size' must be an integer between 1 and 100, got 5.0"),
+    ],
+)
+def test_a_whole_number_float_is_not_an_integer(
+    fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext, tool: str, args: dict[str, Any], says: str
+) -> None:
+    result = registry.call_tool(tool_ctx, tool, args)
+    assert result.is_error
+    assert result.text == says
+    assert fake_jobnimbus.calls == []  # refused before JobNimbus is asked
+
+
+def test_get_users_keeps_one_cached_copy_whatever_the_page(
+    fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext, reads: list[ReadRequest]
+) -> None:
+    fake_jobnimbus.users_list = [{"id": f"u{i}"} for i in range(5)]
+    first = registry.call_tool(tool_ctx, "get_users", {"size": 2})
+    second = registry.call_tool(tool_ctx, "get_users", {"from": 2, "size": 2})
+    assert [r["id"] for r in second.structured["records"]] == ["u2", "u3"]
+    assert not first.is_error
+    assert [dict(r.args) for r in reads] == [{}, {}]  # the same cache key for every page
+
+
+def test_get_webhooks_refuses_a_key_jobnimbus_refuses(
+    fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext, monkeypatch: pytest.MonkeyPatch, reads: list[ReadRequest]
+) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(account, "recent_webhook_deliveries", lambda instance, limit: asked.append(instance) or [])
+    fake_jobnimbus.fail = AuthError("invalid API key")
+    result = registry.call_tool(tool_ctx, "get_webhooks", {})
+    assert result.is_error
+    assert "JobNimbus refused the API key" in result.text
+    assert asked == []  # nothing of the deliveries reached the caller
+    assert [(r.entity, r.scope.tenant) for r in reads] == [("settings", tool_ctx.tenant)]  # checked per tenant
+
+
+def test_get_webhooks_shows_the_latest_deliveries_every_time(
+    fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext, monkeypatch: pytest.MonkeyPatch, reads: list[ReadRequest]
+) -> None:
+    stored: list[dict[str, Any]] = []
+    monkeypatch.setattr(account, "recent_webhook_deliveries", lambda instance, limit: list(stored[:limit]))
+    assert registry.call_tool(tool_ctx, "get_webhooks", {}).structured["recent_deliveries"] == []
+    stored.append({"event_id": 1})
+    assert registry.call_tool(tool_ctx, "get_webhooks", {}).structured["recent_deliveries"] == [{"event_id": 1}]
+    assert all(r.entity == "settings" for r in reads)  # the deliveries themselves are never cached
+
+
+def test_a_cached_read_jobnimbus_fails_reports_a_miss(fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext) -> None:
+    result = registry.call_tool(tool_ctx, "get_contact", {"jnid": "nope"})
+    assert result.is_error
+    assert result.cache == {"status": "miss", "age_s": None, "ttl_s": None}
+
+
+def test_with_the_cache_off_a_failed_read_is_a_bypass(
+    fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext, settings: Any
+) -> None:
+    settings.CACHE_ENABLED = False
+    result = registry.call_tool(tool_ctx, "get_contact", {"jnid": "nope"})
+    assert result.is_error
+    assert result.cache is None
