@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from cacheops.events import Change, digest_payload, dispatch_after_commit, record_event
 from cacheops.freshness_conf import freshness_setting
-from cacheops.models import EventSource, SeenSignature
+from cacheops.models import EventSource, InvalidationEvent, SeenSignature
 from cacheops.rules import ENTITIES, EVENTS, normalize_entity, normalize_event
 
 
@@ -154,12 +154,28 @@ def parse_delivery(instance: str, raw: bytes, event_header: str | None) -> Chang
     if not isinstance(jnid, str) or not jnid.strip():
         raise WebhookRejected(400, "jnid_missing", "the body needs 'jnid', the changed record's id (a string)")
     return Change(
-        instance=instance,
+        instance=_fits("instance", instance),
         entity=_entity_of(body),
         event=_event_of(body, event_header),
-        jnid=jnid.strip(),
-        related=_related_ids(body),
+        jnid=_fits("jnid", jnid.strip()),
+        related=[_fits("related id", link) for link in _related_ids(body)],
     )
+
+
+# The stored columns' limits (related ids live in a JSON list; they are record ids like jnid, so the same bound).
+_MAX_LENGTH = {
+    "instance": InvalidationEvent._meta.get_field("instance").max_length,
+    "jnid": InvalidationEvent._meta.get_field("jnid").max_length,
+    "related id": InvalidationEvent._meta.get_field("jnid").max_length,
+}
+
+
+def _fits(what: str, value: str) -> str:
+    """Return `value` when it fits its column; a 400 otherwise (PostgreSQL would refuse it with a 500)."""
+    limit = _MAX_LENGTH[what]
+    if limit is not None and len(value) > limit:
+        raise WebhookRejected(400, "too_long", f"{what} is {len(value)} characters; at most {limit} are accepted")
+    return value
 
 
 def _json_object(raw: bytes) -> Mapping[str, Any]:

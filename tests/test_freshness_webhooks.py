@@ -166,6 +166,9 @@ def test_whole_record_without_event_is_an_update_and_record_type_name_can_name_t
         (orjson.dumps({"jnid": "x", "type": "job", "event": "exploded"}), "event_unknown", "exploded"),
         (orjson.dumps({"jnid": "x", "type": "job", "related": "job-1"}), "related_malformed", "related"),
         (orjson.dumps({"jnid": "x", "type": "job", "related": [{"name": "no id"}]}), "related_malformed", "id"),
+        # Longer than the stored column: PostgreSQL would refuse the row with a 500.
+        (orjson.dumps({"jnid": "j" * 129, "type": "job"}), "too_long", "jnid is 129 characters; at most 128"),
+        (orjson.dumps({"jnid": "x", "type": "job", "related": [{"id": "r" * 200}]}), "too_long", "related id"),
     ],
 )
 def test_malformed_bodies_are_400_saying_what_is_wrong(client: Client, raw: bytes, code: str, says: str) -> None:

@@ -57,7 +57,12 @@ def test_get_webhooks_refuses_a_key_jobnimbus_refuses(
     fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext, monkeypatch: pytest.MonkeyPatch, reads: list[ReadRequest]
 ) -> None:
     asked: list[str] = []
-    monkeypatch.setattr(account, "recent_webhook_deliveries", lambda instance, limit: asked.append(instance) or [])
+
+    def deliveries(instance: str, limit: int) -> list[dict[str, Any]]:
+        asked.append(instance)
+        return []
+
+    monkeypatch.setattr(account, "recent_webhook_deliveries", deliveries)
     fake_jobnimbus.fail = AuthError("invalid API key")
     result = registry.call_tool(tool_ctx, "get_webhooks", {})
     assert result.is_error
