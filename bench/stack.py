@@ -69,13 +69,13 @@ def setup_django() -> None:
 
 
 def delete_namespace() -> int:
-    """Delete the keys this run wrote (its namespace only), by SCAN; return how many."""
+    """Delete the keys this run wrote (its namespace, its Celery queue's bindings), by SCAN; return how many."""
     import redis
 
     client = redis.Redis.from_url(redis_url())
     deleted = 0
     batch: list[bytes] = []
-    for key in client.scan_iter(match=f"{NAMESPACE}*", count=1000):
+    for key in client.scan_iter(match=f"*{NAMESPACE}*", count=1000):  # also kombu's bindings of the queue
         batch.append(key)
         if len(batch) >= 500:
             deleted += int(client.unlink(*batch))
