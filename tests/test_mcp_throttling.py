@@ -22,6 +22,7 @@ CALL = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params"
 @pytest.fixture(autouse=True)
 def _throttle_not_paused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(TenantRateThrottle, "_paused_until", 0.0)
+    monkeypatch.setattr(TenantRateThrottle, "_leases", {})
 
 
 def post(client: Client, key: str | None) -> Any:
@@ -62,35 +63,71 @@ def test_callers_without_key_are_not_counted(client: Client, settings: Any) -> N
     assert statuses == {200}
 
 
-class CountingDeadCache(RedisCache):
-    """A django-redis cache on a port where nothing listens, counting the attempts."""
-
-    def __init__(self) -> None:
-        super().__init__("redis://127.0.0.1:1/0", {"OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2}})
-        self.attempts = 0
-
-    def get(self, *args: Any, **kwargs: Any) -> Any:
-        self.attempts += 1
-        return super().get(*args, **kwargs)
-
-
 def test_dead_redis_fails_open_and_pauses(client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    dead = CountingDeadCache()
+    dead = RedisCache("redis://127.0.0.1:1/0", {"OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2}})
     monkeypatch.setattr(TenantRateThrottle, "cache", dead)
+    attempts: list[str] = []
+    real_count = TenantRateThrottle._count
+
+    def counting(self: TenantRateThrottle, key: str, amount: int) -> int:
+        attempts.append(key)
+        return real_count(self, key, amount)
+
+    monkeypatch.setattr(TenantRateThrottle, "_count", counting)
     settings.MCP_THROTTLE_RATE = "1/min"
     key = new_api_key()
     assert [post(client, key).status_code for _ in range(3)] == [200, 200, 200]
-    assert dead.attempts == 1  # after the first failure the throttle stands aside instead of retrying Redis
+    assert len(attempts) == 1  # after the first failure the throttle stands aside instead of retrying Redis
 
 
 @pytest.mark.redis
-def test_unreadable_history_is_dropped_not_fatal(client: Client, settings: Any) -> None:
+def test_unreadable_counter_is_dropped_not_fatal(client: Client, settings: Any) -> None:
     settings.MCP_THROTTLE_RATE = "5/min"
     key = new_api_key()
     throttle = TenantRateThrottle(tenant_id(key))
-    cache_key = throttle.get_cache_key(None, None)
+    throttle.allow_request(None, None)  # learns this window's key (and counts one request)
     raw = django_cache.client.get_client(write=True)  # type: ignore[attr-defined]
-    raw.set(django_cache.make_key(cache_key), b"\x80not-a-history", ex=60)
+    raw.set(django_cache.make_key(throttle.key), b"\x80not-a-counter", ex=60)
     assert post(client, key).status_code == 200
     assert post(client, key).status_code == 200
-    assert len(django_cache.get(cache_key)) == 1  # a fresh window holding the second request
+    assert int(raw.get(django_cache.make_key(throttle.key))) == 1  # a fresh window holding the second request
+
+
+@pytest.mark.redis
+def test_counter_key_expires_with_its_window(client: Client, settings: Any) -> None:
+    settings.MCP_THROTTLE_RATE = "5/min"
+    key = new_api_key()
+    assert post(client, key).status_code == 200
+    throttle = TenantRateThrottle(tenant_id(key))
+    throttle.allow_request(None, None)
+    raw = django_cache.client.get_client(write=True)  # type: ignore[attr-defined]
+    assert int(raw.get(django_cache.make_key(throttle.key))) == 2
+    assert 0 < raw.ttl(django_cache.make_key(throttle.key)) <= 61
+
+
+@pytest.mark.redis
+def test_processes_share_the_budget_and_most_requests_skip_redis(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.MCP_THROTTLE_RATE = "100/hour"  # blocks of 2
+    tenant = tenant_id(new_api_key())
+    trips: list[int] = []
+    real_count = TenantRateThrottle._count
+
+    def counting(self: TenantRateThrottle, key: str, amount: int) -> int:
+        trips.append(amount)
+        return real_count(self, key, amount)
+
+    monkeypatch.setattr(TenantRateThrottle, "_count", counting)
+    allowed = 0
+    for n in range(130):
+        if n % 2:  # every other request lands in "another process": its own, empty set of leases
+            monkeypatch.setattr(TenantRateThrottle, "_leases", {})
+        allowed += TenantRateThrottle(tenant).allow_request(None, None)
+    assert allowed <= 100  # never more than the rate across processes
+    monkeypatch.setattr(TenantRateThrottle, "_leases", {})
+    single = tenant_id(new_api_key())
+    trips.clear()
+    results = [TenantRateThrottle(single).allow_request(None, None) for _ in range(110)]
+    assert results.count(True) == 100  # one process spends every token it reserved
+    assert len(trips) == 51  # and asked Redis once per block of 2, plus once to learn the budget was gone
