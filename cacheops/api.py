@@ -124,10 +124,20 @@ def apply_change(instance: str, entity: str, event: str, jnid: str | None, relat
     `event` is created, updated or deleted; `related` the ids of parents/linked records (related[].id and
     primary.id). Used by write tools (read-your-writes), webhooks and the poller alike. Raises
     `cacheops.rules.UnknownChangeError` (a ValueError) for an entity or event the rules table does not know.
+    When Redis refuses the invalidation the change is also stored as an event (source write) that the sweep
+    applies once Redis answers, and CacheBackendError is raised.
     """
+    from cacheops.errors import CacheBackendError
     from cacheops.rules import tags_for  # rules builds its tags with this module's functions
 
-    return invalidate_tags(instance, tags_for(entity, event, jnid, related))
+    tags = tags_for(entity, event, jnid, related)
+    try:
+        return invalidate_tags(instance, tags)
+    except CacheBackendError:
+        from cacheops.events import defer_change  # events import this module
+
+        defer_change(instance, entity, event, jnid, related)
+        raise
 
 
 def recent_webhook_deliveries(instance: str, limit: int = 20) -> list[dict[str, Any]]:

@@ -1,7 +1,9 @@
 """Change events: store first, then apply exactly through the rules table, claimed so only one worker applies.
 
-Every source (webhook, poll, manual) goes through `record_event`; `apply_event` is what the Celery task, the sweep
-and the inline fallback run. Applying means `cacheops.api.apply_change`, which drops the rules table's tags.
+Every source (webhook, poll, manual, a write whose invalidation Redis refused) goes through `record_event`;
+`apply_event` is what the Celery task, the sweep and the inline fallback run. Applying drops the rules table's tags
+(`cacheops.rules.tags_for`) through `cacheops.api.invalidate_tags`; an event naming no parent records is first
+completed by looking the record up with the instance's server-held key, when there is one.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import orjson
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from cacheops import api
+from cacheops.errors import CacheBackendError
 from cacheops.freshness_conf import freshness_setting
 from cacheops.models import EventSource, InvalidationEvent
-from cacheops.rules import drops_for
+from cacheops.rules import UNKNOWN_PARENT_TYPES, drops_for, tags_for
 
 log = logging.getLogger(__name__)
 
@@ -99,25 +103,71 @@ def claim_event(event_id: int) -> bool:
     return claimed == 1
 
 
-def apply_event(event_id: int) -> int | None:
-    """Apply one stored event if this worker can claim it; return keys dropped, or None when not ours to apply."""
+def apply_event(event_id: int, *, look_up: bool = True) -> int | None:
+    """Apply one stored event if this worker can claim it; return keys dropped, or None when not ours to apply.
+
+    `look_up=False` skips asking JobNimbus for missing parent ids (a request path must not wait on it): the
+    rules table then drops every entry of the possible parent types instead.
+    """
     if not claim_event(event_id):
         return None
     event = InvalidationEvent.objects.get(pk=event_id)
     try:
-        dropped = api.apply_change(event.instance, event.entity, event.event, event.jnid or None, event.related)
+        related = list(event.related) or (_parents_from_jobnimbus(event) if look_up else [])
+        dropped = api.invalidate_tags(event.instance, tags_for(event.entity, event.event, event.jnid or None, related))
     # Whatever failed (Redis down, a bug), the event must stay visible and retryable rather than vanish with a
     # worker's traceback: record why, release the claim, and let the sweep try again.
     except Exception as exc:  # noqa: BLE001
         log.warning("applying invalidation event %s failed: %s", event_id, exc)
-        _release(event_id, f"{type(exc).__name__}: {exc}")
+        _release(event_id, f"{type(exc).__name__}: {exc}", counted=not isinstance(exc, CacheBackendError))
         return None
-    InvalidationEvent.objects.filter(pk=event_id).update(applied=timezone.now(), keys_dropped=dropped, error="")
+    InvalidationEvent.objects.filter(pk=event_id).update(
+        applied=timezone.now(), keys_dropped=dropped, error="", related=related
+    )
     return dropped
 
 
-def _release(event_id: int, error: str) -> None:
-    InvalidationEvent.objects.filter(pk=event_id).update(claimed_at=None, error=error[:2000])
+def _release(event_id: int, error: str, *, counted: bool) -> None:
+    # A Redis outage is not the event's fault: that attempt is given back, so the sweep keeps retrying however
+    # long Redis stays down, and only events that fail for other reasons run out of attempts.
+    attempts = F("attempts") if counted else F("attempts") - 1
+    InvalidationEvent.objects.filter(pk=event_id).update(claimed_at=None, error=error[:2000], attempts=attempts)
+
+
+def _parents_from_jobnimbus(event: InvalidationEvent) -> list[str]:
+    """Return the related/primary ids of the event's record, read with the instance's server-held key; [] if unknown.
+
+    The reader is the configured ChangeSource's optional `related_of(entity, jnid)` (cacheops may not import the
+    JobNimbus client). Any failure (no key, JobNimbus down, record deleted) leaves the conservative drop.
+    """
+    if not event.jnid or not UNKNOWN_PARENT_TYPES.get(event.entity):
+        return []
+    api_key = (settings.JOBNIMBUS_INSTANCES.get(event.instance) or {}).get("api_key")
+    if not api_key:
+        return []
+    from cacheops.poller import build_change_source  # the poller imports this module
+
+    reader = getattr(build_change_source(event.instance, api_key), "related_of", None)
+    if reader is None:
+        return []
+    try:
+        return [str(parent) for parent in reader(event.entity, event.jnid) if parent]
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the conservative drop still applies the event
+        log.info("could not look up the parents of %s %s: %s", event.entity, event.jnid, exc)
+        return []
+
+
+def defer_change(instance: str, entity: str, event: str, jnid: str | None, related: Sequence[str] = ()) -> None:
+    """Store a change whose invalidation Redis refused, so the sweep applies it for every process later.
+
+    Never raises: the change already happened upstream. Without a database (or with it down too) the loss is
+    logged; entries then live until their TTL.
+    """
+    change = Change(instance, entity, event, jnid or "", tuple(related))
+    try:
+        record_event(change, source=EventSource.WRITE, digest=digest_change(change, timezone.now().isoformat()))
+    except Exception:  # a failure here must not turn a completed write into an error
+        log.error("could not store the %s %s %s invalidation for later", entity, event, jnid, exc_info=True)
 
 
 def dispatch_after_commit(event: InvalidationEvent) -> None:
@@ -143,7 +193,7 @@ def dispatch(event_id: int) -> str:
             apply_invalidation_event.apply_async((event_id,), producer=connection.Producer(), queue=queue, retry=False)
     except (BrokerError, OSError) as exc:
         log.warning("broker unavailable (%s); applying invalidation event %s inline", exc, event_id)
-        apply_event(event_id)
+        apply_event(event_id, look_up=False)  # on a request path: no JobNimbus call
         return "inline"
     return "queued"
 

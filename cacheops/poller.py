@@ -49,7 +49,8 @@ class ChangeSource(Protocol):
     """Read records of an entity updated at or after a time, sorted by `date_updated` ascending, a page at a time.
 
     Lists show active records only, so deletions (records gone inactive) are a second stream: `deleted=True`
-    asks for the inactive ones.
+    asks for the inactive ones. A source may also offer `related_of(entity, jnid) -> Sequence[str]` (one record's
+    related/primary ids): cacheops.events uses it to complete change events that name no parents.
     """
 
     entities: Sequence[str]
@@ -131,7 +132,7 @@ def emit_change(instance: str, entity: str, record: ChangedRecord, since: int) -
     if InvalidationEvent.objects.filter(instance=instance, payload_digest=digest).exists():
         return 0
     event = record_event(change, source=EventSource.POLL, digest=digest)
-    apply_event(event.pk)
+    apply_event(event.pk, look_up=False)  # the polled record already said what it links to
     return 1
 
 

@@ -10,6 +10,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 
 from cacheops.api import list_tag, record_tag, related_tag
+from cacheops.keys import entity_tag
 
 # Records that hang off contacts and jobs through `related`/`primary` (a job's `primary` is its customer contact).
 LINKED_ENTITIES: tuple[str, ...] = (
@@ -54,6 +55,16 @@ RULES: Mapping[tuple[str, str], frozenset[Drop]] = {
         for event in EVENTS
     },
     **{(entity, event): _STANDALONE for entity in STANDALONE_ENTITIES for event in EVENTS},
+}
+
+# The record types a linked record's parents can be, for a change that names no parents: JobNimbus automations
+# usually send only {event, type, jnid}, and the record could not be looked up (no server-held key, JobNimbus
+# down, record deleted). Then every cached entry of those types is dropped (their `entity:` tag): heavy, but the
+# parent's detail and child lists are certainly fresh, which dropping only `list:job`/`list:contact` would miss.
+UNKNOWN_PARENT_TYPES: Mapping[str, tuple[str, ...]] = {
+    **dict.fromkeys(LINKED_ENTITIES, ("contact", "job")),
+    "contact": (),  # a contact hangs off nothing a contact change makes stale
+    "job": ("contact",),  # a job's parent is its customer contact
 }
 
 ENTITY_ALIASES: Mapping[str, str] = {
@@ -118,7 +129,11 @@ def drops_for(entity: str, event: str) -> frozenset[Drop]:
 
 
 def tags_for(entity: str, event: str, jnid: str | None, related: Sequence[str] = ()) -> list[str]:
-    """Return the tags to drop for one change, without duplicates, in a stable order."""
+    """Return the tags to drop for one change, without duplicates, in a stable order.
+
+    A linked record's change that names no parents drops every entry of its possible parent types instead
+    (see UNKNOWN_PARENT_TYPES); callers that can learn the parents first (cacheops.events) should.
+    """
     drops = drops_for(entity, event)
     parents = [parent for parent in _unique(related) if parent and parent != jnid]
     tags: list[str] = []
@@ -132,6 +147,8 @@ def tags_for(entity: str, event: str, jnid: str | None, related: Sequence[str] =
         tags.extend(record_tag(parent) for parent in parents)
     if Drop.PARENT_CHILDREN in drops:
         tags.extend(related_tag(parent) for parent in parents)
+    if jnid and not parents and Drop.PARENT_RECORDS in drops:
+        tags.extend(entity_tag(kind) for kind in UNKNOWN_PARENT_TYPES[entity])
     return tags
 
 

@@ -222,8 +222,9 @@ def _related_ids(body: Mapping[str, Any]) -> list[str]:
 
 
 def _link_id(link: object) -> str | None:
+    if isinstance(link, dict):
+        link = link.get("id")
     if isinstance(link, str):
-        return link
-    if isinstance(link, dict) and isinstance(link.get("id"), str):
-        return str(link["id"])
+        # A merge token the automation left unfilled ("{{...}}") names no record: the apply step looks it up.
+        return None if "{{" in link else link.strip()
     raise WebhookRejected(400, "related_malformed", 'each \'related\' entry must be {"id": "<jnid>", ...}')

@@ -56,6 +56,10 @@ class JobNimbusChangeSource:
         records = [changed for record in page.records if (changed := to_changed_record(record)) is not None]
         return ChangePage(total=page.count, records=records)
 
+    def related_of(self, entity: str, jnid: str) -> tuple[str, ...]:
+        """Return the related/primary ids of one record (to complete a change event that named none)."""
+        return _linked_ids(self._client.get(POLLED_RESOURCES[entity], jnid))
+
 
 def to_changed_record(record: Mapping[str, Any]) -> ChangedRecord | None:
     """Return what polling needs of a JobNimbus record, or None when it lacks an id or a date_updated."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from cacheops.api import CacheOutcome, ReadRequest
@@ -95,3 +96,40 @@ def test_with_the_cache_off_a_failed_read_is_a_bypass(
     result = registry.call_tool(tool_ctx, "get_contact", {"jnid": "nope"})
     assert result.is_error
     assert result.cache is None
+
+
+def test_without_a_database_a_refused_invalidation_is_only_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cacheops import api
+    from cacheops.errors import CacheBackendError
+
+    def down(instance: str, tags: object) -> int:
+        raise CacheBackendError("redis is down")
+
+    monkeypatch.setattr(api, "invalidate_tags", down)
+    with pytest.raises(CacheBackendError):  # the caller still learns Redis refused, not a database error
+        api.apply_change("acme", "task", "updated", "T7", ["J7"])
+    assert "could not store the task updated T7 invalidation" in caplog.text
+
+
+def test_the_suggested_webhook_body_asks_for_the_parent_ids(
+    fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cacheops.webhooks import parse_delivery
+
+    monkeypatch.setattr(account, "recent_webhook_deliveries", lambda instance, limit: [])
+    body = registry.call_tool(tool_ctx, "get_webhooks", {}).structured["body"]
+    assert {"primary", "related"} <= set(body)
+    # Unfilled merge tokens name no record; filled ones are the parents.
+    unfilled = parse_delivery("acme", orjson.dumps({**body, "event": "created", "type": "Task", "jnid": "T1"}), None)
+    assert list(unfilled.related) == []
+    filled = {
+        **body,
+        "event": "created",
+        "type": "Task",
+        "jnid": "T1",
+        "primary": {"id": "C1"},
+        "related": [{"id": "J1"}],
+    }
+    assert list(parse_delivery("acme", orjson.dumps(filled), None).related) == ["J1", "C1"]

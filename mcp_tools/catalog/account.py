@@ -47,11 +47,20 @@ def webhook_setup(instance: str) -> dict[str, Any]:
         "url": url,
         "method": "POST",
         "headers": {"X-Webhook-Token": f"<the webhook secret configured for {instance} (JOBNIMBUS_WEBHOOK_SECRET_*)>"},
-        "body": {"event": "{{event}}", "type": "{{type}}", "jnid": "{{jnid}}"},
+        # The parent ids let a delivery drop the job's and contact's cached views at once; when JobNimbus leaves
+        # them out the server looks the record up with the instance's own key (or drops conservatively).
+        "body": {
+            "event": "{{event}}",
+            "type": "{{type}}",
+            "jnid": "{{jnid}}",
+            "primary": {"id": "{{primary.id}}"},
+            "related": [{"id": "{{related.id}}"}],
+        },
         "how_to": (
             "In JobNimbus: Settings → Automations → new automation 'When <record> is Created or Modified' (and one "
             "for Deleted), action 'Webhook POST' to the url above, with a custom header X-Webhook-Token set to the "
-            "instance's webhook secret, and a JSON body carrying the record's jnid and type (merge tokens). "
+            "instance's webhook secret, and a JSON body carrying the record's jnid and type and, when the automation "
+            "offers them, the ids of its primary and related records (merge tokens; unfilled ones are ignored). "
             f"Make one per record type: {', '.join(WEBHOOK_EVENTS)}."
         ),
     }

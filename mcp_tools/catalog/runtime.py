@@ -131,8 +131,8 @@ def write(
         apply_change(ctx.instance, entity, event, touched, related_ids(record))
     except CacheBackendError:
         # The write is done in JobNimbus: reporting failure would invite a retry that writes twice. With Redis down
-        # no process serves from L2, this process's L1 was dropped, and the engine replays the invalidation
-        # before this process next uses Redis.
+        # no process serves from L2 and this process's L1 was dropped; apply_change stored the change as an event
+        # (source write) that the sweep applies for every process once Redis answers.
         logger.warning("write to %s %s applied upstream; invalidation deferred until Redis answers", entity, touched)
     return record
 
