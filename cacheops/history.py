@@ -51,7 +51,9 @@ _dropped = 0
 _lock = threading.Lock()
 _counters: dict[tuple[str, str], int] = defaultdict(int)  # (minute hash, field) -> amount
 _key_counts: dict[tuple[str, str], int] = defaultdict(int)  # (day set, member) -> reads
-_recipes: dict[str, bytes] = {}
+# (recipes hash, member) -> recipe; every key is resolved when the sample is recorded, never at flush time,
+# so a sample always lands under the namespace that was in force when it happened.
+_recipes: dict[tuple[str, str], bytes] = {}
 _samples = 0
 _flusher_pid: int | None = None
 _flush_lock = threading.Lock()
@@ -118,13 +120,13 @@ def _send(fields: dict[str, int], member: str | None, ts: float, recipe: bytes |
             if member is not None:
                 _key_counts[(day_key(ts), member)] += 1
                 if recipe is not None:
-                    _recipes[member] = recipe
+                    _recipes[(recipes_key(), member)] = recipe
     if full:
         _drop(1, None)
     _ensure_flusher()
 
 
-def _take() -> tuple[int, dict[tuple[str, str], int], dict[tuple[str, str], int], dict[str, bytes]]:
+def _take() -> tuple[int, dict[tuple[str, str], int], dict[tuple[str, str], int], dict[tuple[str, str], bytes]]:
     global _samples, _counters, _key_counts, _recipes
     with _lock:
         taken = (_samples, _counters, _key_counts, _recipes)
@@ -145,7 +147,7 @@ def _write(
     samples: int,
     counters: dict[tuple[str, str], int],
     key_counts: dict[tuple[str, str], int],
-    recipes: dict[str, bytes],
+    recipes: dict[tuple[str, str], bytes],
 ) -> int:
     if not samples:
         return 0
@@ -162,9 +164,10 @@ def _write(
             pipe.zincrby(day, reads, member)
         for day in {d for d, _ in key_counts}:
             pipe.expire(day, KEY_SET_TTL_S)
-        if recipes:
-            pipe.hset(recipes_key(), mapping=recipes)  # type: ignore[arg-type]
-            pipe.expire(recipes_key(), KEY_SET_TTL_S)
+        for (hash_key, member), recipe in recipes.items():
+            pipe.hset(hash_key, member, recipe)
+        for hash_key in {h for h, _ in recipes}:
+            pipe.expire(hash_key, KEY_SET_TTL_S)
         pipe.execute()
     except (redis.RedisError, OSError) as exc:
         _drop(samples, exc)
