@@ -37,6 +37,8 @@ class L1Cache:
         self._entries: OrderedDict[str, L1Entry] = OrderedDict()
         self._bytes = 0
         self._generations: dict[tuple[str, str], int] = {}
+        # (instance, tag) -> keys carrying it: an invalidation touches its own entries, never scans them all.
+        self._by_tag: dict[tuple[str, str], set[str]] = {}
         # Bumped by clear(): refuses every store from a fetch that began before it.
         self._epoch = 0
         self._lock = threading.Lock()
@@ -71,6 +73,8 @@ class L1Cache:
             self._remove(key)
             self._entries[key] = entry
             self._bytes += entry.size
+            for tag in entry.tags:
+                self._by_tag.setdefault((entry.instance, tag), set()).add(key)
             self._evict()
             return True
 
@@ -91,7 +95,7 @@ class L1Cache:
                 self._epoch += 1
             for tag in wanted:
                 self._generations[(instance, tag)] = self._generations.get((instance, tag), 0) + 1
-            doomed = [k for k, e in self._entries.items() if e.instance == instance and e.tags & wanted]
+            doomed = set().union(*(self._by_tag.get((instance, tag), ()) for tag in wanted))
             for key in doomed:
                 self._remove(key)
             return len(doomed)
@@ -118,9 +122,18 @@ class L1Cache:
     def _remove(self, key: str) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
-            self._bytes -= entry.size
+            self._unindex(key, entry)
+
+    def _unindex(self, key: str, entry: L1Entry) -> None:
+        self._bytes -= entry.size
+        for tag in entry.tags:
+            keys = self._by_tag.get((entry.instance, tag))
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_tag[(entry.instance, tag)]
 
     def _evict(self) -> None:
         while self._entries and (len(self._entries) > self.max_entries or self._bytes > self.max_bytes):
-            _, entry = self._entries.popitem(last=False)
-            self._bytes -= entry.size
+            key, entry = self._entries.popitem(last=False)
+            self._unindex(key, entry)

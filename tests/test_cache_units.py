@@ -106,6 +106,24 @@ def test_l1_expires_and_drops_by_tag_and_refuses_stores_after_invalidation() -> 
     assert l1.put("after-clear", entry(), seen) is False
 
 
+def test_l1_tag_index_drops_only_tagged_entries_and_forgets_evicted_ones() -> None:
+    l1 = L1Cache(max_entries=3, max_bytes=1000)
+    l1.put("a", entry(tags=("list:job", "rel:J1")))
+    l1.put("b", entry(tags=("list:job",)))
+    l1.put("c", entry(tags=("rec:C1",)))
+    l1.put("b", entry(tags=("rec:B1",)))  # replaced: no longer under list:job
+    l1.put("d", entry(tags=("list:job",)))  # evicts the least recently used, "a"
+    assert l1.get("a") is None
+    assert l1.invalidate("demo", ["rel:J1"]) == 0  # the evicted entry left the index with it
+    assert l1.invalidate("demo", ["list:job"]) == 1  # only "d"; "b" moved to another tag
+    assert l1.get("b") is not None
+    assert l1.get("c") is not None
+    assert l1.invalidate("other-instance", ["rec:C1"]) == 0
+    assert l1.invalidate("demo", ["rec:C1", "rec:B1"]) == 2
+    assert l1.stats() == {"entries": 0, "bytes": 0}
+    assert l1._by_tag == {}  # nothing left behind to grow without bound
+
+
 def test_redis_breaker_opens_on_five_failures_in_window_and_closes_after_three() -> None:
     clock = FakeClock()
     breaker = WindowBreaker("redis", failures=5, window_s=120, open_s=60, half_open_successes=3, clock=clock)
