@@ -37,7 +37,7 @@ format: setup-dev
 	$(BIN)/ruff check --fix .
 
 bench: setup-dev
-	$(TEST_ENV) $(BIN)/python bench/run_all.py
+	$(TEST_ENV) $(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache
