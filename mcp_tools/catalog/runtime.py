@@ -84,10 +84,9 @@ def list_records(
 ) -> ToolResult:
     """Run a list tool: one page of `resource` filtered by the shared arguments and `clauses`, cached and shaped."""
     query = list_query(args, date_field=date_field, clauses=clauses)
-    api = client(ctx)
 
     def fetch() -> dict[str, Any]:
-        page = api.list(resource, **query)
+        page = client(ctx).list(resource, **query)  # built only on a miss: a hit needs no client
         return {"count": page.count, "records": page.records}
 
     tags = [list_tag(entity), *parent_tags(args.get("related_to"), *parents)]
@@ -98,7 +97,6 @@ def list_records(
 def get_record(ctx: ToolContext, tool: str, args: Args, *, entity: str, policy: str, resource: str) -> ToolResult:
     """Run a detail tool: record `args["jnid"]` of `resource`, cached and shaped."""
     jnid = args["jnid"]
-    api = client(ctx)
     value, meta = cached(
         ctx,
         tool,
@@ -107,7 +105,7 @@ def get_record(ctx: ToolContext, tool: str, args: Args, *, entity: str, policy: 
         policy=policy,
         args=args,
         tags=[record_tag(jnid)],
-        fetch=lambda: api.get(resource, jnid),
+        fetch=lambda: client(ctx).get(resource, jnid),
     )
     return result(detail_result(value, entity, args), meta)
 
@@ -139,7 +137,6 @@ def write(
 
 def account_settings(ctx: ToolContext, tool: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (account settings, cache meta), read through the cache like any other read."""
-    api = client(ctx)
     return cached(
         ctx,
         tool,
@@ -148,7 +145,7 @@ def account_settings(ctx: ToolContext, tool: str) -> tuple[dict[str, Any], dict[
         policy="settings",
         args={},
         tags=[list_tag("settings")],
-        fetch=api.account_settings,
+        fetch=lambda: client(ctx).account_settings(),
     )
 
 
