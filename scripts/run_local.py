@@ -7,14 +7,17 @@ an embedded stand-in (fakeredis's TCP server) that every process shares. Ctrl-C 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -42,6 +45,8 @@ def start_embedded_redis() -> str:
     from fakeredis import TcpFakeServer
 
     server = TcpFakeServer(("127.0.0.1", 0), server_type="redis")
+    # A connection's thread must not keep the supervisor alive at exit waiting for a client that will never hang up.
+    server.daemon_threads = True
     port = server.server_address[1]
     threading.Thread(target=server.serve_forever, name="embedded-redis", daemon=True).start()
     return f"redis://127.0.0.1:{port}/0"
@@ -70,8 +75,8 @@ def stack_environment(redis_url: str, webhook_secret: str) -> dict[str, str]:
     return env
 
 
-def process_commands(env: dict[str, str]) -> dict[str, list[str]]:
-    """Return the command of each process, named as in the Procfile."""
+def process_commands(env: dict[str, str], run_dir: Path) -> dict[str, list[str]]:
+    """Return the command of each process, named as in the Procfile; `run_dir` holds this run's scratch files."""
     webhook_url = f"http://127.0.0.1:{WEB_PORT}/webhooks/jobnimbus/{INSTANCE}"
     secret = env[f"JOBNIMBUS_WEBHOOK_SECRET_{INSTANCE.upper()}"]
     return {
@@ -126,7 +131,9 @@ def process_commands(env: dict[str, str]) -> dict[str, list[str]]:
             "--loglevel",
             "info",
             "--schedule",
-            str(ROOT / ".venv" / "celerybeat-schedule"),
+            # Per run: a schedule file shared with an earlier run that was killed mid-write is corrupt, and beat
+            # prints a page of traceback before it recreates it.
+            str(run_dir / "celerybeat-schedule"),
         ],
     }
 
@@ -176,9 +183,32 @@ Press Ctrl-C to stop everything.
     )
 
 
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A pre-exec hook asking Linux to SIGTERM the child when the supervisor dies, however it dies (even SIGKILL).
+
+    libc is loaded here, before any fork: the hook runs in the child between fork and exec, where importing or
+    loading anything could deadlock on a lock another thread of the supervisor held (the embedded Redis runs in one).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None  # not Linux: a supervisor killed outright leaves its children running
+    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
-    """Run every process; when one exits or Ctrl-C arrives, stop them all and return an exit code."""
-    procs = {name: subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True) for name, cmd in commands.items()}
+    """Run every process; when one exits or Ctrl-C arrives, stop them all and return an exit code.
+
+    Each child leads its own process group, so a Ctrl-C reaches the supervisor alone and every process is stopped
+    the graceful way, with SIGTERM to its whole group: gunicorn's threaded workers can deadlock on a SIGINT that
+    lands mid-request. If the supervisor itself dies, Linux sends each child SIGTERM (see _parent_death_signal).
+    """
+    on_exec = _parent_death_signal()
+    procs = {
+        name: subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, preexec_fn=on_exec)
+        for name, cmd in commands.items()
+    }
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     code = 0
@@ -208,7 +238,8 @@ def main() -> int:
     env = stack_environment(redis_url, secrets.token_urlsafe(24))
     login = prepare_database(env)
     print_banner(redis_source, login)
-    return supervise(process_commands(env), env)
+    with tempfile.TemporaryDirectory(prefix="jobnimbus-mcp-run-") as run_dir:
+        return supervise(process_commands(env, Path(run_dir)), env)
 
 
 if __name__ == "__main__":

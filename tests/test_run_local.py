@@ -71,11 +71,19 @@ def test_make_run_serves_mcp_on_embedded_defaults_and_stops_on_ctrl_c(stack) -> 
     call = {"jsonrpc": "2.0", "id": 0, "method": "tools/call", "params": {"name": "get_users", "arguments": {}}}
     headers = {"X-JobNimbus-Api-Key": "sandboxadminkey0001", "Content-Type": "application/json"}
     first = requests.post(f"{web}/mcp", json=call, headers=headers, timeout=30).json()["result"]
-    second = requests.post(f"{web}/mcp", json=call, headers=headers, timeout=30).json()["result"]
     assert not first["isError"]
     assert first["structuredContent"]["count"] > 0
     assert first["_meta"]["jobnimbus-mcp/cache"]["status"] == "miss"
-    assert second["_meta"]["jobnimbus-mcp/cache"]["status"] in {"hit_l1", "hit_l2"}
+    # While the worker and beat boot, the embedded Redis (a thread of the supervisor) can be slow enough that a fill
+    # times out and is skipped — a miss again, which is correct. Once it keeps up, the answer must come from cache.
+    statuses = []
+    for _ in range(10):
+        again = requests.post(f"{web}/mcp", json=call, headers=headers, timeout=30).json()["result"]
+        statuses.append(again["_meta"]["jobnimbus-mcp/cache"]["status"])
+        if statuses[-1] in {"hit_l1", "hit_l2"}:
+            break
+        time.sleep(0.5)
+    assert statuses[-1] in {"hit_l1", "hit_l2"}, statuses
 
     os.killpg(proc.pid, signal.SIGINT)
     output, _ = proc.communicate(timeout=30)
@@ -85,3 +93,25 @@ def test_make_run_serves_mcp_on_embedded_defaults_and_stops_on_ctrl_c(stack) -> 
         requests.get(f"{web}/health", timeout=2)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{sandbox}/__sandbox/health", timeout=2)
+
+
+def _closed(url: str, deadline_s: float = 30.0) -> bool:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            requests.get(url, timeout=2)
+        except requests.ConnectionError:
+            return True
+        except requests.Timeout:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def test_children_do_not_outlive_a_killed_supervisor(stack) -> None:
+    proc, web, sandbox = stack
+    assert _wait_for(f"{web}/health").status_code == 200
+    os.kill(proc.pid, signal.SIGKILL)  # the supervisor alone: no chance to stop anything itself
+    proc.wait(timeout=10)
+    assert _closed(f"{web}/health")
+    assert _closed(f"{sandbox}/__sandbox/health")
