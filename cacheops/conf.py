@@ -1,6 +1,7 @@
 """Cache engine options: one namespaced settings dict (`CACHEOPS_ENGINE`) with defaults, read lazily.
 
-Read on every call rather than at import so `override_settings` works in tests.
+Resolved once per process and remembered (every read consults several; resolving cost microseconds each), and
+forgotten whenever Django reports a settings change, so `override_settings` and pytest's `settings` still work.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 DEFAULTS: dict[str, Any] = {
     # Prepended to every key the engine writes; tests give each run its own so they never collide.
@@ -36,14 +38,30 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+_resolved: dict[str, Any] = {}
+
+
 def engine_setting(name: str) -> Any:
     """Return the engine option `name`, from settings.CACHEOPS_ENGINE or its default."""
+    try:
+        return _resolved[name]
+    except KeyError:
+        pass
     configured = getattr(settings, "CACHEOPS_ENGINE", {})
     default = DEFAULTS[name]
     value = configured.get(name, default)
     if isinstance(default, dict) and isinstance(value, dict):
-        return {**default, **value}
+        value = {**default, **value}
+    _resolved[name] = value
     return value
+
+
+def _forget_resolved(*, setting: str, **_: Any) -> None:
+    if setting in {"CACHEOPS_ENGINE", "CACHE_ENABLED"}:
+        _resolved.clear()
+
+
+setting_changed.connect(_forget_resolved, dispatch_uid="cacheops.conf.forget_resolved")
 
 
 def cache_enabled() -> bool:

@@ -150,8 +150,7 @@ class Engine:
         self.subscriber.ensure_started()
         result = self._resolve(p, fetch)
         elapsed = time.perf_counter() - started
-        metrics.READS.labels(p.tool, result.status).inc()
-        metrics.LATENCY.labels(result.status).observe(elapsed)
+        metrics.count_read(p.tool, result.status, elapsed)
         history.observe_read(request, p.key, result.status, elapsed)  # the dashboard's history (never raises)
         return result
 

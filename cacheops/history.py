@@ -11,6 +11,7 @@ The rollup into the database (dashboard.rollup) reads `read_minute`; nothing her
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -75,7 +76,14 @@ def minute_key(minute: int) -> str:
 
 def day_key(ts: float) -> str:
     """Return the Redis sorted set counting key accesses on the UTC day of `ts`."""
-    return f"{_prefix()}:k:{datetime.fromtimestamp(ts, UTC):%Y%m%d}"
+    global _last_day
+    day, prefix = int(ts) // 86400, _prefix()
+    if _last_day[:2] != (day, prefix):  # every read asks; formatting a date each time cost more than the rest
+        _last_day = (day, prefix, f"{prefix}:k:{datetime.fromtimestamp(ts, UTC):%Y%m%d}")
+    return _last_day[2]
+
+
+_last_day: tuple[int, str, str] = (-1, "", "")
 
 
 def bucket_of(seconds: float) -> str:
@@ -225,16 +233,24 @@ def record_read(
     tool: str, policy: str, status: str, seconds: float, key: str | None = None, recipe: bytes | None = None
 ) -> None:
     """Count one read of `tool` (cache policy `policy`) that ended in `status` after `seconds`; never raise."""
-    kind = "cached" if status in CACHED_STATUSES else "uncached"
-    fields = {
-        f"{tool}|requests": 1,
-        f"{tool}|{status}": 1,
-        f"{tool}|h:{kind}:{bucket_of(seconds)}": 1,
-        f"{tool}|us:{kind}": int(seconds * 1_000_000),
-        f"@{policy}|requests": 1,
-        f"@{policy}|{status}": 1,
-    }
+    counted, duration = _read_fields(tool, policy, status, bucket_of(seconds))
+    fields = dict.fromkeys(counted, 1)
+    fields[duration] = int(seconds * 1_000_000)
     _send(fields, f"{tool}|{key}" if key else None, clock(), recipe)
+
+
+@functools.lru_cache(maxsize=8192)
+def _read_fields(tool: str, policy: str, status: str, bucket: str) -> tuple[tuple[str, ...], str]:
+    """Return the hash fields a read adds 1 to, and the one its microseconds go to (formatted once per process)."""
+    kind = "cached" if status in CACHED_STATUSES else "uncached"
+    counted = (
+        f"{tool}|requests",
+        f"{tool}|{status}",
+        f"{tool}|h:{kind}:{bucket}",
+        f"@{policy}|requests",
+        f"@{policy}|{status}",
+    )
+    return counted, f"{tool}|us:{kind}"
 
 
 def record_upstream(tool: str, outcome: str) -> None:

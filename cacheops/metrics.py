@@ -6,6 +6,7 @@ set, and `render`/`snapshot` aggregate them.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import defaultdict
 from typing import Any
@@ -35,6 +36,19 @@ LATENCY = Histogram(
     ["status"],
     buckets=(0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
 )
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_series(tool: str, status: str) -> tuple[Any, Any]:
+    # labels() validates and locks on every call; a read's two series are looked up once per process instead.
+    return READS.labels(tool, status), LATENCY.labels(status)
+
+
+def count_read(tool: str, status: str, seconds: float) -> None:
+    """Count one engine read of `tool` that ended in `status` after `seconds`."""
+    reads, latency = _read_series(tool, status)
+    reads.inc()
+    latency.observe(seconds)
 
 
 def _registry() -> Any:
