@@ -6,9 +6,11 @@ fit the cap is announced in a `truncated` field, never dropped silently.
 
 from __future__ import annotations
 
-import json
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import orjson
 
 Record = dict[str, Any]
 
@@ -88,19 +90,23 @@ def project(
     record: Mapping[str, Any], entity: str, verbosity: str = "compact", fields: Sequence[str] | None = None
 ) -> Record:
     """Return `record` cut to `fields` when given, else to the `verbosity` level for `entity`."""
-    if fields:
-        return _pick(record, ("jnid", *fields))
+    if fields or verbosity in {"summary", "compact"}:
+        return {name: record[name] for name in _kept_fields(entity, verbosity, tuple(fields or ())) if name in record}
     if verbosity == "raw":
         return dict(record)
-    if verbosity == "summary":
-        return _pick(record, SUMMARY_FIELDS)
-    if verbosity == "compact":
-        return _pick(record, (*SUMMARY_FIELDS, *COMPACT_FIELDS.get(entity, _COMMON)))
     return {k: v for k, v in record.items() if k not in _NOISE and v not in (None, "", [], {})}
 
 
-def _pick(record: Mapping[str, Any], names: Sequence[str]) -> Record:
-    return {name: record[name] for name in dict.fromkeys(names) if name in record}
+@functools.lru_cache(maxsize=1024)
+def _kept_fields(entity: str, verbosity: str, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the fields a projection keeps, in order, without repeats (worked out once, not per record)."""
+    if fields:
+        names: Sequence[str] = ("jnid", *fields)
+    elif verbosity == "summary":
+        names = SUMMARY_FIELDS
+    else:
+        names = (*SUMMARY_FIELDS, *COMPACT_FIELDS.get(entity, _COMMON))
+    return tuple(dict.fromkeys(names))
 
 
 def list_result(count: int, records: Sequence[Mapping[str, Any]], args: Mapping[str, Any], entity: str) -> Record:
@@ -154,10 +160,15 @@ def detail_result(record: Mapping[str, Any], entity: str, args: Mapping[str, Any
     return {**shaped, "truncated": {"notice": notice, "omitted_fields": omitted}}
 
 
+def _encode(value: Any) -> bytes:
+    # orjson: compact, UTF-8 unescaped, and an order of magnitude faster than json on every cached answer.
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
 def to_text(structured: Mapping[str, Any]) -> str:
     """Return the JSON text a result carries in `content` (the same data as `structuredContent`)."""
-    return json.dumps(structured, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _encode(structured).decode()
 
 
 def _size(value: Any) -> int:
-    return len(to_text(value if isinstance(value, dict) else {"v": value}).encode())
+    return len(_encode(value if isinstance(value, dict) else {"v": value}))

@@ -6,10 +6,15 @@ Handlers declare and call; the cache engine (`cacheops.api`) caches and the clie
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from cacheops.api import (
+    CacheScope,
     ReadRequest,
     apply_change,
     guard_upstream,
@@ -43,6 +48,43 @@ def client(ctx: ToolContext) -> Any:
 def result(structured: dict[str, Any], cache: dict[str, Any] | None = None) -> ToolResult:
     """Return a successful tool result carrying `structured` as structured content and as JSON text."""
     return ToolResult(structured=structured, text=to_text(structured), cache=cache)
+
+
+def shaped_result(
+    ctx: ToolContext,
+    tool: str,
+    value: Any,
+    args: Mapping[str, Any],
+    cache: dict[str, Any],
+    shape: Callable[[], dict[str, Any]],
+) -> ToolResult:
+    """Return the result of `shape()` for a cached `value`, shaping it only once while the value stays the same.
+
+    An L1 hit hands back the very object it holds until that entry is invalidated or expires, so the shaped answer
+    is remembered against the value's identity: a new value (a refresh, an L2 read, another tenant's entry) never
+    matches and is shaped afresh, so the memo can never answer with anything the cache itself would not.
+    """
+    try:
+        memo_key = (ctx.scope, tool, orjson.dumps(args, option=orjson.OPT_SORT_KEYS))
+    except TypeError:
+        return result(shape(), cache)
+    with _answers_lock:
+        remembered = _answers.get(memo_key)
+    if remembered is not None and remembered[0] is value:
+        return ToolResult(structured=remembered[1], text=remembered[2], cache=cache)
+    structured = shape()
+    text = to_text(structured)
+    with _answers_lock:
+        _answers[memo_key] = (value, structured, text)  # holding `value` keeps its identity from being reused
+        _answers.move_to_end(memo_key)
+        while len(_answers) > MAX_SHAPED_ANSWERS:
+            _answers.popitem(last=False)
+    return ToolResult(structured=structured, text=text, cache=cache)
+
+
+MAX_SHAPED_ANSWERS = 256
+_answers: OrderedDict[tuple[CacheScope, str, bytes], tuple[Any, dict[str, Any], str]] = OrderedDict()
+_answers_lock = threading.Lock()
 
 
 def cached(
@@ -91,7 +133,11 @@ def list_records(
 
     tags = [list_tag(entity), *parent_tags(args.get("related_to"), *parents)]
     value, meta = cached(ctx, tool, entity=entity, op=op, policy=policy, args=args, tags=tags, fetch=fetch)
-    return result(list_result(value["count"], value["records"], args, entity), meta)
+
+    def shape() -> dict[str, Any]:
+        return list_result(value["count"], value["records"], args, entity)
+
+    return shaped_result(ctx, tool, value, args, meta, shape)
 
 
 def get_record(ctx: ToolContext, tool: str, args: Args, *, entity: str, policy: str, resource: str) -> ToolResult:
@@ -107,7 +153,7 @@ def get_record(ctx: ToolContext, tool: str, args: Args, *, entity: str, policy: 
         tags=[record_tag(jnid)],
         fetch=lambda: client(ctx).get(resource, jnid),
     )
-    return result(detail_result(value, entity, args), meta)
+    return shaped_result(ctx, tool, value, args, meta, lambda: detail_result(value, entity, args))
 
 
 def related_ids(record: Mapping[str, Any]) -> list[str]:

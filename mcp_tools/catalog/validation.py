@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError as SchemaError
 from jsonschema.exceptions import best_match
@@ -40,7 +41,36 @@ def validator_for(schema: Mapping[str, Any]) -> Draft202012Validator:
 
 
 def first_error(validator: Draft202012Validator, instance: Any, *, prefix: str = "") -> str | None:
-    """Return the message for the most relevant problem in `instance`, or None when it is valid."""
+    """Return the message for the most relevant problem in `instance`, or None when it is valid.
+
+    Verdicts are remembered per validator and exact JSON text of `instance`: clients repeat the same arguments
+    (that is what the cache is for) and a schema walk costs more than the cached answer it guards.
+    """
+    try:
+        text = orjson.dumps(instance, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not JSON (never off the wire): judge it afresh
+        return _judge(validator, instance, prefix)
+    if len(text) > MAX_REMEMBERED_BYTES:  # big arguments (imports, notes) are rarely repeated; memory stays bounded
+        return _judge(validator, instance, prefix)
+    memo_key = (id(validator), prefix, text)
+    remembered = _verdicts.get(memo_key)
+    if remembered is not None and remembered[0] is validator:
+        return remembered[1]
+    if len(_verdicts) >= MAX_VERDICTS:
+        _verdicts.clear()  # a crude bound: refilling costs one schema walk per distinct call
+    verdict = _judge(validator, instance, prefix)
+    _verdicts[memo_key] = (validator, verdict)
+    return verdict
+
+
+# (validator id, prefix, sorted JSON of the instance) -> (validator, verdict). Holding the validator keeps its id
+# from being reused by another schema while the verdict is remembered.
+_verdicts: dict[tuple[int, str, bytes], tuple[Draft202012Validator, str | None]] = {}
+MAX_VERDICTS = 4096
+MAX_REMEMBERED_BYTES = 2048
+
+
+def _judge(validator: Draft202012Validator, instance: Any, prefix: str) -> str | None:
     error = best_match(validator.iter_errors(instance))
     return None if error is None else describe(error, prefix)
 

@@ -1,0 +1,101 @@
+"""The request path's memos answer exactly as the work they skip would: never across values, tenants or schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from cacheops.conf import engine_setting
+from mcp_tools.catalog import validation
+from mcp_tools.catalog.base import ToolContext
+from mcp_tools.catalog.runtime import shaped_result
+
+
+def ctx(tenant: str = "t1") -> ToolContext:
+    return ToolContext(instance="acme", api_key="k", tenant=tenant)
+
+
+class Shaper:
+    """Counts how often the shaping it stands for actually ran."""
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        self.value, self.runs = value, 0
+
+    def __call__(self) -> dict[str, Any]:
+        self.runs += 1
+        return {"count": len(self.value["records"]), "records": list(self.value["records"])}
+
+
+def test_the_same_cached_value_is_shaped_once() -> None:
+    value = {"records": [{"jnid": "a"}]}
+    shape = Shaper(value)
+    first = shaped_result(ctx(), "get_jobs", value, {"size": 1}, {"status": "miss"}, shape)
+    again = shaped_result(ctx(), "get_jobs", value, {"size": 1}, {"status": "hit_l1"}, shape)
+    assert shape.runs == 1
+    assert again.structured == first.structured
+    assert again.text == first.text
+    assert again.cache == {"status": "hit_l1"}  # the outcome is this call's, never the remembered one's
+
+
+def test_a_new_value_under_the_same_arguments_is_shaped_afresh() -> None:
+    old, new = {"records": [{"jnid": "a", "status": "Lead"}]}, {"records": [{"jnid": "a", "status": "Sold"}]}
+    shaped_result(ctx(), "get_jobs", old, {"size": 1}, {}, Shaper(old))
+    shape = Shaper(new)
+    answer = shaped_result(ctx(), "get_jobs", new, {"size": 1}, {}, shape)
+    assert shape.runs == 1
+    assert answer.structured["records"] == [{"jnid": "a", "status": "Sold"}]
+
+
+def test_an_equal_value_of_another_tenant_is_not_taken_from_the_memo() -> None:
+    mine, theirs = {"records": [{"jnid": "a"}]}, {"records": [{"jnid": "a"}]}
+    shaped_result(ctx("t1"), "get_jobs", mine, {"size": 1}, {}, Shaper(mine))
+    shape = Shaper(theirs)
+    shaped_result(ctx("t2"), "get_jobs", theirs, {"size": 1}, {}, shape)
+    assert shape.runs == 1
+
+
+def test_other_arguments_are_shaped_on_their_own() -> None:
+    value = {"records": [{"jnid": "a"}]}
+    shaped_result(ctx(), "get_jobs", value, {"size": 1}, {}, Shaper(value))
+    shape = Shaper(value)
+    shaped_result(ctx(), "get_jobs", value, {"size": 1, "verbosity": "raw"}, {}, shape)
+    assert shape.runs == 1
+
+
+SCHEMA_INT = {"type": "object", "properties": {"size": {"type": "integer"}}}
+SCHEMA_STR = {"type": "object", "properties": {"size": {"type": "string"}}}
+
+
+def test_a_remembered_verdict_is_never_applied_to_another_schema() -> None:
+    first = validation.validator_for(SCHEMA_INT)
+    assert validation.first_error(first, {"size": 3}) is None
+    # A dropped validator's id can be reused by a new one; stand the old verdict under the new validator's id.
+    second = validation.validator_for(SCHEMA_STR)
+    text = orjson.dumps({"size": 3}, option=orjson.OPT_SORT_KEYS)
+    validation._verdicts[(id(second), "", text)] = validation._verdicts.pop((id(first), "", text))
+    assert validation.first_error(second, {"size": 3}) == "Argument 'size' must be a string, got 3"
+
+
+def test_a_remembered_verdict_tells_1_from_1_0_and_true() -> None:
+    checker = validation.validator_for(SCHEMA_INT)
+    assert validation.first_error(checker, {"size": 1}) is None
+    assert validation.first_error(checker, {"size": 1.0}) is not None
+    assert validation.first_error(checker, {"size": True}) is not None
+    assert validation.first_error(checker, {"size": 1}) is None
+
+
+def test_large_arguments_are_judged_without_being_remembered() -> None:
+    checker = validation.validator_for({"type": "object", "properties": {"note": {"type": "string"}}})
+    before = len(validation._verdicts)
+    assert validation.first_error(checker, {"note": "x" * (validation.MAX_REMEMBERED_BYTES + 1)}) is None
+    assert len(validation._verdicts) == before
+
+
+@pytest.mark.django_db
+def test_engine_options_follow_a_settings_change(settings: Any) -> None:
+    settings.CACHEOPS_ENGINE = {"L1_TTL_S": 7.0}
+    assert engine_setting("L1_TTL_S") == 7.0
+    settings.CACHEOPS_ENGINE = {"L1_TTL_S": 2.5}
+    assert engine_setting("L1_TTL_S") == 2.5
