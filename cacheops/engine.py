@@ -76,6 +76,24 @@ class Flight:
     error: BaseException | None = None
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One round trip's answer: whether this caller took the key's lock, the key as stored, its generations."""
+
+    locked: bool
+    raw: bytes | None
+    generations: list[Any]
+
+
+def generation_keys(p: Plan) -> list[str]:
+    """Return the Redis keys whose values a fill of `p` must find unchanged: its tags' and both epochs."""
+    return [
+        *(keys.generation_key(p.instance, tag) for tag in p.tags),
+        keys.epoch_key(p.instance),
+        keys.epoch_key(None),
+    ]
+
+
 # Wall clock of stored-at times and windows; tests move it instead of sleeping.
 wall_clock: Callable[[], float] = time.time
 
@@ -188,8 +206,9 @@ class Engine:
 
     def _get(self, p: Plan) -> dict[str, Any] | None:
         raw: bytes | None = backend.call(lambda r: r.get(p.key))  # type: ignore[assignment]
-        if raw is None:
-            return None
+        return None if raw is None else self._decode(p, raw)
+
+    def _decode(self, p: Plan, raw: bytes) -> dict[str, Any]:
         metrics.BYTES.labels(p.tool, "read").inc(len(raw))
         envelope: dict[str, Any] = backend.decode(raw)
         envelope["_size"] = len(raw)
@@ -260,11 +279,12 @@ class Engine:
         event = None
         try:
             while True:
-                acquired = self._try_lock(p, token)
-                if acquired is DOWN:
+                seen_l1 = self.l1.generations(p.instance, p.tags)
+                claim = self._claim(p, token)
+                if claim is DOWN:
                     return self._fetch_and_store(p, fetch, redis_ok=False), "miss"
-                if acquired:
-                    return self._lead(p, fetch, token)
+                if claim.locked:
+                    return self._lead(p, fetch, token, claim, seen_l1)
                 if event is None:
                     event = self.subscriber.watch(p.key)
                     _l2(lambda: backend.call(lambda r: r.set(keys.waiters_key(p.key), 1, px=self.lock_ttl_ms)))
@@ -281,37 +301,66 @@ class Engine:
             if event is not None:
                 self.subscriber.unwatch(p.key, event)
 
-    def _try_lock(self, p: Plan, token: str) -> Any:
-        """Return True when this caller now holds the key's single-flight lock, False if another does, or DOWN."""
-        return _l2(lambda: backend.call(lambda r: r.set(keys.lock_key(p.key), token, nx=True, px=self.lock_ttl_ms)))
+    def _claim(self, p: Plan, token: str) -> Claim | Any:
+        """Try the key's single-flight lock, and read the key and its generations, in one round trip (or DOWN).
+
+        Redis runs the three in order, so the read is the double-check after taking the lock and the generations
+        are seen before the fetch starts: what the guard needs, without three trips on every miss.
+        """
+        gen_keys = generation_keys(p)
+
+        def run(r: Any) -> list[Any]:
+            pipe = r.pipeline(transaction=False)
+            pipe.set(keys.lock_key(p.key), token, nx=True, px=self.lock_ttl_ms)
+            pipe.get(p.key)
+            pipe.mget(gen_keys)
+            result: list[Any] = pipe.execute()
+            return result
+
+        answer = _l2(lambda: backend.call(run))
+        if answer is DOWN:
+            return DOWN
+        locked, raw, generations = answer
+        return Claim(bool(locked), raw, generations)
 
     def _release(self, p: Plan, token: str) -> None:
         _l2(lambda: backend.release(keys.lock_key(p.key), keys.waiters_key(p.key), token, keys.fill_channel(), p.key))
 
     def _filled(self, p: Plan) -> Any:
         seen = self.l1.generations(p.instance, p.tags)
-        stored = _l2(lambda: self._get(p), None)
+        return self._fresh_value(p, _l2(lambda: self._get(p), None), seen)
+
+    def _fresh_value(self, p: Plan, stored: dict[str, Any] | None, seen: dict[str, int]) -> Any:
+        """Return the value of `stored` if it is fresh (kept in L1 too), else None."""
         if isinstance(stored, dict) and window_of(stored, p.policy, _now()) == "fresh":
             self._remember(p, stored, _now(), seen)
             return stored["v"]
         return None
 
-    def _lead(self, p: Plan, fetch: Callable[[], Any], token: str) -> tuple[Any, str]:
+    def _lead(
+        self, p: Plan, fetch: Callable[[], Any], token: str, claim: Claim, seen_l1: dict[str, int]
+    ) -> tuple[Any, str]:
         try:
             # Double-checked: the previous holder may have filled the key between our read and our lock.
-            filled = self._filled(p)
+            stored = self._decode(p, claim.raw) if claim.raw is not None else None
+            filled = self._fresh_value(p, stored, seen_l1)
             if filled is not None:
                 return filled, "coalesced"
-            return self._fetch_and_store(p, fetch, redis_ok=True), "miss"
+            return self._fetch_and_store(p, fetch, redis_ok=True, seen=(claim.generations, seen_l1)), "miss"
         finally:
             self._release(p, token)
 
     # --- fetch and store ---------------------------------------------------------------------------------
-    def _fetch_and_store(self, p: Plan, fetch: Callable[[], Any], redis_ok: bool) -> Any:
-        gen_keys = [keys.generation_key(p.instance, tag) for tag in p.tags]
-        gen_keys += [keys.epoch_key(p.instance), keys.epoch_key(None)]
-        seen_l2 = _l2(lambda: backend.call(lambda r: r.mget(gen_keys))) if redis_ok else DOWN
-        seen_l1 = self.l1.generations(p.instance, p.tags)
+    def _fetch_and_store(
+        self, p: Plan, fetch: Callable[[], Any], redis_ok: bool, seen: tuple[list[Any], dict[str, int]] | None = None
+    ) -> Any:
+        """Fetch, then store under the generation guard; `seen` = (L2, L1) generations already read before."""
+        gen_keys = generation_keys(p)
+        if seen is not None:
+            seen_l2, seen_l1 = seen
+        else:
+            seen_l2 = _l2(lambda: backend.call(lambda r: r.mget(gen_keys))) if redis_ok else DOWN
+            seen_l1 = self.l1.generations(p.instance, p.tags)
         started = time.perf_counter()
         value = self.guarded_call(p.instance, p.tool, fetch)
         envelope = {"v": value, "t": _now(), "d": round(time.perf_counter() - started, 6), "f": p.policy.fresh_s}
@@ -398,14 +447,15 @@ class Engine:
 
     def _refresh_once(self, p: Plan, fetch: Callable[[], Any], seen_t: float) -> str:
         token = uuid.uuid4().hex
-        acquired = self._try_lock(p, token)
-        if acquired is not True:
-            return "skipped"  # another process is fetching this key already
+        seen_l1 = self.l1.generations(p.instance, p.tags)
+        claim = self._claim(p, token)
+        if claim is DOWN or not claim.locked:
+            return "skipped"  # another process is fetching this key already (or Redis is away)
         try:
-            current = _l2(lambda: self._get(p), None)
-            if isinstance(current, dict) and current["t"] != seen_t:
+            current = self._decode(p, claim.raw) if claim.raw is not None else None
+            if current is not None and current["t"] != seen_t:
                 return "skipped"  # refreshed (or replaced) since the reader saw it
-            self._fetch_and_store(p, fetch, redis_ok=True)
+            self._fetch_and_store(p, fetch, redis_ok=True, seen=(claim.generations, seen_l1))
             return "ok"
         finally:
             self._release(p, token)

@@ -219,3 +219,26 @@ def test_stats_listener_hears_every_call_and_a_failing_one_breaks_nothing(clean_
     assert heard == [_call()]
     assert stats.count() == 2
     assert "listener" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "expected"),
+    [("", {"https": "http://proxy.internal:3128"}), ("app.jobnimbus.test", {})],
+)
+def test_the_shared_session_takes_its_proxy_from_the_environment_once(
+    monkeypatch: pytest.MonkeyPatch, settings, no_proxy: str, expected: dict[str, str]
+) -> None:
+    from mcp_tools.jobnimbus import transport
+
+    settings.JOBNIMBUS_BASE_URL = "https://app.jobnimbus.test/api1"
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("https_proxy", "http://proxy.internal:3128")
+    monkeypatch.setenv("no_proxy", no_proxy)
+    transport.forget_shared_session()
+    try:
+        session = transport.shared_session()
+        assert session.proxies == expected
+        assert session.trust_env is False  # requests must not re-read the environment on every call
+    finally:
+        transport.forget_shared_session()
