@@ -112,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         report.notes.append(
             f"cache filled first with {mode.fill:,} entries in this process's L1 and Redis ({fill_seconds:.1f} s)"
         )
+        warm_up_webhooks(run)
+        report.notes.append(
+            f"{WARM_UP_WEBHOOKS} unmeasured webhooks first: each web worker's and Celery thread's first event opens "
+            "its broker and database connections (a once-per-process cost, not the steady latency measured)"
+        )
         tally, writes = replay(run, mode, drops)
         settle(writes)
         report_replay(report, tally)
@@ -323,6 +328,32 @@ def _fingerprint(data: Any, target: Read) -> list[tuple[Any, ...]]:
 
 def _auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {h.SANDBOX_KEY}"}
+
+
+WARM_UP_WEBHOOKS = 16
+
+
+def warm_up_webhooks(run: h.Stack) -> None:
+    """Deliver WARM_UP_WEBHOOKS webhooks about records nobody reads, and wait until every one is applied."""
+    from cacheops.models import InvalidationEvent
+
+    ids = []
+    for i in range(WARM_UP_WEBHOOKS):
+        client = h.Client(run.web_url)  # a new connection each: gunicorn hands them to different workers
+        body = orjson.dumps({"jnid": f"warm-up-{i}", "type": "contact", "event": "updated"})
+        status, answer = client.request("POST", f"/webhooks/jobnimbus/{h.INSTANCE}", body, WEBHOOK_HEADERS)
+        client.close()
+        if status != 202:
+            raise RuntimeError(f"warm-up webhook refused: {status} {answer}")
+        ids.append(answer["event_id"])
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while InvalidationEvent.objects.filter(pk__in=ids, applied__isnull=True).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("warm-up webhooks were not applied in time: is the Celery worker running?")
+        time.sleep(0.05)
+
+
+WEBHOOK_HEADERS = {"Content-Type": "application/json", "X-Webhook-Token": h.WEBHOOK_SECRET}
 
 
 def settle(writes: list[Write]) -> None:

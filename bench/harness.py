@@ -213,7 +213,7 @@ def base_environment(tmp: Path, namespace: str, redis_url: str, queue: str, **ex
             "DJANGO_DEBUG": "false",
             "LOG_FORMAT": "text",
             "LOG_LEVEL": "WARNING",
-            "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
+            "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp / 'bench.sqlite3'}",
             "REDIS_URL": redis_url,
             "CELERY_BROKER_URL": redis_url,
             "CACHE_KEY_NAMESPACE": namespace,

@@ -45,9 +45,9 @@ local dropped = 0
 for i = 1, n do
   local members = redis.call('SMEMBERS', KEYS[i])
   for j = 1, #members, 500 do
-    dropped = dropped + redis.call('DEL', unpack(members, j, math.min(j + 499, #members)))
+    dropped = dropped + redis.call('UNLINK', unpack(members, j, math.min(j + 499, #members)))
   end
-  redis.call('DEL', KEYS[i])
+  redis.call('UNLINK', KEYS[i])
   redis.call('INCR', KEYS[n + i])
   redis.call('EXPIRE', KEYS[n + i], tonumber(ARGV[2]))
 end

@@ -153,12 +153,13 @@ class Engine:
         self.xfetch_beta = float(engine_setting("XFETCH_BETA"))
         self.generation_ttl_s = int(engine_setting("GENERATION_TTL_S"))
         self.max_pending = int(engine_setting("REFRESH_MAX_PENDING"))
-        self.subscriber = Subscriber(self.l1.invalidate, self.l1.clear)
+        self.subscriber = Subscriber(self._forget, self.l1.clear)
         self._pool = ThreadPoolExecutor(int(engine_setting("REFRESH_WORKERS")), thread_name_prefix="cacheops-refresh")
         self._flights: dict[str, Flight] = {}
         self._refreshing: set[str] = set()
         self._pending: deque[tuple[str, list[str]]] = deque(maxlen=10_000)
         self._lock = threading.Lock()
+        self._reaping = False
 
     # --- reads -------------------------------------------------------------------------------------------
     def read(self, request: ReadRequest, fetch: Callable[[], Any]) -> Read:
@@ -481,7 +482,7 @@ class Engine:
         wanted = list(dict.fromkeys(tags))
         if not wanted:
             return 0
-        self.l1.invalidate(instance, wanted)
+        self._forget(instance, wanted)
         self._replay_pending()
         try:
             dropped = self._invalidate_l2(instance, wanted)
@@ -493,9 +494,36 @@ class Engine:
             raise
         finally:
             # Again after Redis: a local read may have copied a Redis entry into L1 between the two steps.
-            self.l1.invalidate(instance, wanted)
+            self._forget(instance, wanted)
         self._broadcast(instance, wanted)
         return dropped
+
+    def _forget(self, instance: str, tags: Iterable[str]) -> int:
+        """Make L1's entries under `tags` unreadable now; their memory is reclaimed in the background."""
+        dropped = self.l1.invalidate(instance, tags)
+        if dropped:
+            self._reap_soon()
+        return dropped
+
+    def _reap_soon(self) -> None:
+        """Have a pool thread remove invalidated L1 entries, unless one is on it already."""
+        with self._lock:
+            if self._reaping:
+                return
+            self._reaping = True
+        try:
+            self._pool.submit(self._reap)
+        except RuntimeError:  # the pool is shut down (process exit): reclaim here
+            self._reap()
+
+    def _reap(self) -> None:
+        try:
+            self.l1.reap()
+        finally:
+            with self._lock:
+                self._reaping = False
+        if self.l1.has_doomed():  # invalidated after the reap ended but before the flag dropped: go round again
+            self._reap_soon()
 
     def _invalidate_l2(self, instance: str, tags: list[str]) -> int:
         index_keys = [keys.tag_index_key(instance, tag) for tag in tags]

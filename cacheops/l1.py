@@ -41,6 +41,9 @@ class L1Cache:
         self._by_tag: dict[tuple[str, str], set[str]] = {}
         # Bumped by clear(): refuses every store from a fetch that began before it.
         self._epoch = 0
+        # Keys invalidated but not yet removed: invisible at once, removed by reap() off the invalidating call's path
+        # (dropping 10,000 entries one by one took longer than the Redis step).
+        self._doomed: set[str] = set()
         self._lock = threading.Lock()
 
     def get(self, key: str, now: float | None = None) -> dict[str, Any] | None:
@@ -50,7 +53,7 @@ class L1Cache:
             entry = self._entries.get(key)
             if entry is None:
                 return None
-            if entry.expires_at <= now:
+            if entry.expires_at <= now or key in self._doomed:
                 self._remove(key)
                 return None
             self._entries.move_to_end(key)
@@ -86,19 +89,40 @@ class L1Cache:
             return present
 
     def invalidate(self, instance: str, tags: Iterable[str]) -> int:
-        """Drop entries of `instance` carrying any of `tags` and bump those tags' generations."""
+        """Make entries of `instance` carrying any of `tags` unreadable now and bump those tags' generations.
+
+        The entries' memory comes back with `reap()` (or as they are touched, replaced or evicted).
+        """
         wanted = frozenset(tags)
         with self._lock:
             if len(self._generations) > MAX_GENERATIONS:
                 # Forgetting counters is safe only together with an epoch bump (refuses older fetches).
                 self._generations.clear()
                 self._epoch += 1
+            dropped = 0
             for tag in wanted:
                 self._generations[(instance, tag)] = self._generations.get((instance, tag), 0) + 1
-            doomed = set().union(*(self._by_tag.get((instance, tag), ()) for tag in wanted))
-            for key in doomed:
-                self._remove(key)
-            return len(doomed)
+                members = self._by_tag.pop((instance, tag), None)
+                if members:
+                    fresh = members - self._doomed
+                    dropped += len(fresh)
+                    self._doomed |= fresh
+            return dropped
+
+    def has_doomed(self) -> bool:
+        """Return whether invalidated entries wait to be reaped."""
+        return bool(self._doomed)
+
+    def reap(self, batch: int = 1000) -> int:
+        """Remove invalidated entries, `batch` at a time so readers never wait long on the lock; return how many."""
+        removed = 0
+        while True:
+            with self._lock:
+                if not self._doomed:
+                    return removed
+                for _ in range(min(batch, len(self._doomed))):
+                    self._remove(self._doomed.pop())
+                    removed += 1
 
     def clear(self, instance: str | None = None) -> int:
         """Drop every entry (of `instance` when given); bump every generation so in-flight fetches do not store."""
@@ -110,9 +134,9 @@ class L1Cache:
             return len(doomed)
 
     def stats(self) -> dict[str, int]:
-        """Return the entry count and byte total."""
+        """Return the readable entry count and the byte total (which counts invalidated entries until reaped)."""
         with self._lock:
-            return {"entries": len(self._entries), "bytes": self._bytes}
+            return {"entries": len(self._entries) - len(self._doomed), "bytes": self._bytes}
 
     def _moved_since(self, instance: str, seen: Mapping[str, int]) -> bool:
         if seen.get(EPOCH, self._epoch) != self._epoch:
@@ -120,6 +144,7 @@ class L1Cache:
         return any(self._generations.get((instance, t), 0) != g for t, g in seen.items() if t != EPOCH)
 
     def _remove(self, key: str) -> None:
+        self._doomed.discard(key)
         entry = self._entries.pop(key, None)
         if entry is not None:
             self._unindex(key, entry)
@@ -136,4 +161,5 @@ class L1Cache:
     def _evict(self) -> None:
         while self._entries and (len(self._entries) > self.max_entries or self._bytes > self.max_bytes):
             key, entry = self._entries.popitem(last=False)
+            self._doomed.discard(key)
             self._unindex(key, entry)

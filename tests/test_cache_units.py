@@ -120,8 +120,26 @@ def test_l1_tag_index_drops_only_tagged_entries_and_forgets_evicted_ones() -> No
     assert l1.get("c") is not None
     assert l1.invalidate("other-instance", ["rec:C1"]) == 0
     assert l1.invalidate("demo", ["rec:C1", "rec:B1"]) == 2
+    assert l1.stats()["entries"] == 0  # unreadable at once; memory comes back with reap()
+    assert l1.reap() == 3
     assert l1.stats() == {"entries": 0, "bytes": 0}
     assert l1._by_tag == {}  # nothing left behind to grow without bound
+
+
+def test_l1_invalidated_entries_are_unreadable_before_reaping_and_a_new_value_survives_the_reap() -> None:
+    l1 = L1Cache(max_entries=10, max_bytes=1000)
+    l1.put("c", entry(tags=("rec:C1",)))
+    assert l1.invalidate("demo", ["rec:C1"]) == 1
+    assert l1.get("c") is None  # no reap yet
+    l1.put("a", entry(tags=("list:job", "rel:J1")))
+    l1.put("b", entry(tags=("list:job",)))
+    assert l1.invalidate("demo", ["list:job"]) == 2
+    assert l1.invalidate("demo", ["rel:J1"]) == 0  # "a" is already gone for readers: not counted twice
+    l1.put("a", entry(tags=("list:job",)))  # refilled after the invalidation
+    assert l1.reap() == 1  # only "b": the new "a" is not the invalidated one
+    assert l1.get("b") is None
+    assert l1.get("a") is not None
+    assert l1.invalidate("demo", ["list:job"]) == 1
 
 
 def test_redis_breaker_opens_on_five_failures_in_window_and_closes_after_three() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.test import override_settings
@@ -105,18 +104,8 @@ def test_events_naming_their_parents_are_not_looked_up(tag_spy: TagSpy) -> None:
     assert LOOKED_UP == []
 
 
-@pytest.mark.usefixtures("keyed_instance")
-def test_the_inline_apply_of_a_webhook_request_never_calls_jobnimbus(
-    tag_spy: TagSpy, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from kombu.exceptions import OperationalError
-
-    from cacheops.tasks import apply_invalidation_event
-
-    def broker_down(*_args: Any, **_kwargs: Any) -> None:
-        raise OperationalError("broker down")
-
-    monkeypatch.setattr(apply_invalidation_event.app, "connection_for_write", broker_down)
+@pytest.mark.usefixtures("keyed_instance", "dead_broker")
+def test_the_inline_apply_of_a_webhook_request_never_calls_jobnimbus(tag_spy: TagSpy) -> None:
     PARENTS["F3"] = ["J3"]
     event = _stored("file", "F3")
     assert dispatch(event.pk) == "inline"
