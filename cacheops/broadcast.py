@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -58,6 +60,10 @@ class Subscriber:
         self._connected_before = False
         self._fill_channel = keys.fill_channel()
         self._invalidation_channel = keys.invalidation_channel()
+        # Every read of the pub/sub connection holds this: the listener thread, and readers draining what has
+        # already arrived before they serve from L1 (see drain_pending).
+        self._read_lock = threading.Lock()
+        self._pubsub: Any = None
 
     def ensure_started(self) -> None:
         """Start the listener thread unless it runs in this process already."""
@@ -125,14 +131,42 @@ class Subscriber:
             if self._connected_before:
                 self.on_clear(None)  # anything broadcast while we were away is lost: drop what it might have hit
             self._connected_before = True
+            with self._read_lock:
+                self._pubsub = pubsub
             self.ready.set()
             while not self._stop.is_set():
-                message = pubsub.get_message(timeout=0.1)
-                if message is not None:
-                    self._dispatch(message)
+                if _readable(pubsub, 0.1):
+                    with self._read_lock:
+                        self._drain(pubsub)
         finally:
             self.ready.clear()
-            pubsub.close()
+            with self._read_lock:
+                self._pubsub = None
+                pubsub.close()
+
+    def drain_pending(self) -> None:
+        """Apply every message that has already reached this process, before the caller serves from L1.
+
+        The listener thread applies messages as they come, but a busy reading thread can hold the GIL for its
+        switch interval (5 ms) after an invalidation arrived: without this, it could serve an entry that Redis
+        and the writer already consider gone. Costs one non-blocking poll of the socket when nothing is waiting.
+        """
+        pubsub = self._pubsub
+        if pubsub is None:
+            return
+        # Locked: the listener is applying a message right now (its bytes may have left the socket already).
+        if self._read_lock.locked() or _readable(pubsub, 0.0):
+            with self._read_lock:
+                if self._pubsub is pubsub:
+                    self._drain(pubsub)
+
+    def _drain(self, pubsub: Any) -> None:
+        """Read and apply every complete message available now (the read lock is held)."""
+        while True:
+            message = pubsub.get_message(timeout=0.0)
+            if message is None:
+                return
+            self._dispatch(message)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
@@ -161,6 +195,25 @@ class Subscriber:
             self.on_clear(payload.get("i"))
         else:
             self.on_invalidate(payload["i"], list(payload["t"]))
+
+
+def _readable(pubsub: Any, timeout_s: float) -> bool:
+    """Return whether the subscription's socket (or redis-py's buffer of it) holds unread bytes."""
+    connection = pubsub.connection
+    sock = getattr(connection, "_sock", None) if connection is not None else None
+    if sock is None:
+        return True  # not connected (or an unknown transport): let get_message find out
+    parser = getattr(connection, "_parser", None)
+    buffer = getattr(parser, "_buffer", None)
+    if buffer is not None and buffer.unread_bytes():
+        return True
+    try:
+        ready, _, _ = select.select([sock], [], [], timeout_s)
+    except (TypeError, ValueError, OSError):  # not a real socket (fakeredis in tests): let get_message find out
+        if timeout_s:
+            time.sleep(timeout_s)  # the listener loop must not spin
+        return True
+    return bool(ready)
 
 
 def parse_invalidation(data: bytes) -> dict[str, Any]:

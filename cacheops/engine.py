@@ -175,6 +175,7 @@ class Engine:
 
     def _resolve(self, p: Plan, fetch: Callable[[], Any]) -> Read:
         now = _now()
+        self.subscriber.drain_pending()  # an invalidation that has reached this process applies before L1 answers
         local = self.l1.get(p.key)
         if local is not None:
             return self._served(local, "hit_l1", p, now)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from cacheops import broadcast, engine, keys
-from cacheops.api import list_tag
+from cacheops.api import list_tag, record_tag
 from tests.fixtures.redis import CacheEnv
 from tests.test_cache_behaviour import wait_until
 
@@ -66,3 +66,21 @@ def test_a_malformed_broadcast_does_not_stop_the_subscriber(cache_backend: Cache
     assert listener is not None
     assert listener.is_alive()
     assert eng.l1.get(engine.plan(jobs).key) is not None  # applied in place, not by a reconnect emptying L1
+
+
+def test_an_invalidation_that_reached_the_process_applies_before_l1_answers(cache_backend: CacheEnv) -> None:
+    """Once another process's PUBLISH has returned, no read here may still be served the dropped entry from L1.
+
+    The listener thread alone cannot promise it: the reading thread may hold the GIL while the message waits.
+    """
+    eng = engine.engine()
+    channel = keys.invalidation_channel()
+    for i in range(200):
+        request = cache_backend.request(args={"size": 10, "round": i}, tags=(record_tag(f"c{i}"),))
+        cache_backend.read(request)
+        assert cache_backend.read(request).status == "hit_l1"
+        assert eng.subscriber.ready.wait(5)
+        message = orjson.dumps({"o": "another-process", "i": "demo", "t": [record_tag(f"c{i}")]})
+        cache_backend.raw.delete(engine.plan(request).key)  # as the other process's invalidation did in Redis
+        assert cache_backend.raw.publish(channel, message) >= 1
+        assert cache_backend.read(request).status == "miss", f"round {i}: served from L1 after the broadcast"
