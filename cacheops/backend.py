@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
@@ -22,21 +23,34 @@ T = TypeVar("T")
 
 # Store only if no generation counter of the entry (its tags', the clear epochs) moved since the fetch began
 # (generation guard), then index it under its tags; an index lives at least as long as its longest-lived entry.
-STORE_LUA = """
+_STORE_STEP = """
 local n = tonumber(ARGV[3])
 local m = tonumber(ARGV[4])
+local stored = 1
 for i = 1, n do
-  if tonumber(redis.call('GET', KEYS[1 + i]) or '0') ~= tonumber(ARGV[4 + i]) then return 0 end
+  if tonumber(redis.call('GET', KEYS[1 + i]) or '0') ~= tonumber(ARGV[4 + i]) then stored = 0 break end
 end
-local px = tonumber(ARGV[2])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
-for i = 1, m do
-  local idx = KEYS[1 + n + i]
-  redis.call('SADD', idx, KEYS[1])
-  if redis.call('PTTL', idx) < px then redis.call('PEXPIRE', idx, px) end
+if stored == 1 then
+  local px = tonumber(ARGV[2])
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+  for i = 1, m do
+    local idx = KEYS[1 + n + i]
+    redis.call('SADD', idx, KEYS[1])
+    if redis.call('PTTL', idx) < px then redis.call('PEXPIRE', idx, px) end
+  end
 end
-return 1
 """
+STORE_LUA = _STORE_STEP + "return stored\n"
+# The store step, then the single-flight release (as RELEASE_LUA): a miss's last two steps in one round trip.
+STORE_AND_RELEASE_LUA = (
+    _STORE_STEP
+    + """
+local lock, waiters = KEYS[2 + n + m], KEYS[3 + n + m]
+if redis.call('GET', lock) == ARGV[5 + n] then redis.call('DEL', lock) end
+if redis.call('DEL', waiters) == 1 then redis.call('PUBLISH', ARGV[6 + n], KEYS[1]) end
+return stored
+"""
+)
 
 # Delete every member of every tag index, the indexes themselves, and bump the tags' generations: one atomic step.
 INVALIDATE_LUA = """
@@ -111,12 +125,36 @@ def run_script(name: str, source: str, keys: Sequence[str], args: Sequence[Any])
     return call(operation)
 
 
+@dataclass(frozen=True)
+class Release:
+    """A single-flight lock to release (and its waiters to wake) in the same step as a store."""
+
+    lock_key: str
+    waiters_key: str
+    token: str
+    channel: str
+
+
 def store(
-    key: str, raw: bytes, px: int, gen_keys: Sequence[str], seen: Sequence[int], index_keys: Sequence[str]
+    key: str,
+    raw: bytes,
+    px: int,
+    gen_keys: Sequence[str],
+    seen: Sequence[int],
+    index_keys: Sequence[str],
+    release: Release | None = None,
 ) -> bool:
-    """Store `raw` under `key` for `px` ms unless a generation moved; return whether it was stored."""
+    """Store `raw` under `key` for `px` ms unless a generation moved; return whether it was stored.
+
+    With `release`, the lock is released and its waiters woken in the same call, stored or not.
+    """
     keys = [key, *gen_keys, *index_keys]
-    return bool(run_script("store", STORE_LUA, keys, [raw, px, len(gen_keys), len(index_keys), *seen]))
+    args = [raw, px, len(gen_keys), len(index_keys), *seen]
+    if release is None:
+        return bool(run_script("store", STORE_LUA, keys, args))
+    keys += [release.lock_key, release.waiters_key]
+    args += [release.token, release.channel]
+    return bool(run_script("store_and_release", STORE_AND_RELEASE_LUA, keys, args))
 
 
 def invalidate(index_keys: Sequence[str], gen_keys: Sequence[str], generation_ttl_s: int) -> int:

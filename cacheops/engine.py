@@ -76,6 +76,13 @@ class Flight:
     error: BaseException | None = None
 
 
+@dataclass
+class Stored:
+    """Whether a store step also released the single-flight lock (so the leader must not release it again)."""
+
+    released: bool = False
+
+
 @dataclass(frozen=True)
 class Claim:
     """One round trip's answer: whether this caller took the key's lock, the key as stored, its generations."""
@@ -342,21 +349,34 @@ class Engine:
     def _lead(
         self, p: Plan, fetch: Callable[[], Any], token: str, claim: Claim, seen_l1: dict[str, int]
     ) -> tuple[Any, str]:
+        release = backend.Release(keys.lock_key(p.key), keys.waiters_key(p.key), token, keys.fill_channel())
+        outcome = Stored()
         try:
             # Double-checked: the previous holder may have filled the key between our read and our lock.
             stored = self._decode(p, claim.raw) if claim.raw is not None else None
             filled = self._fresh_value(p, stored, seen_l1)
             if filled is not None:
                 return filled, "coalesced"
-            return self._fetch_and_store(p, fetch, redis_ok=True, seen=(claim.generations, seen_l1)), "miss"
+            seen = (claim.generations, seen_l1)
+            return self._fetch_and_store(p, fetch, redis_ok=True, seen=seen, release=release, outcome=outcome), "miss"
         finally:
-            self._release(p, token)
+            if not outcome.released:  # the store did not run (too big, a failure) or Redis did not answer it
+                self._release(p, token)
 
     # --- fetch and store ---------------------------------------------------------------------------------
     def _fetch_and_store(
-        self, p: Plan, fetch: Callable[[], Any], redis_ok: bool, seen: tuple[list[Any], dict[str, int]] | None = None
+        self,
+        p: Plan,
+        fetch: Callable[[], Any],
+        redis_ok: bool,
+        seen: tuple[list[Any], dict[str, int]] | None = None,
+        release: backend.Release | None = None,
+        outcome: Stored | None = None,
     ) -> Any:
-        """Fetch, then store under the generation guard; `seen` = (L2, L1) generations already read before."""
+        """Fetch, then store under the generation guard; `seen` = (L2, L1) generations already read before.
+
+        With `release`, the store step also releases the single-flight lock; `outcome.released` says it did.
+        """
         gen_keys = generation_keys(p)
         if seen is not None:
             seen_l2, seen_l1 = seen
@@ -371,18 +391,24 @@ class Engine:
             metrics.UNCACHEABLE.labels(p.tool, "too_big").inc()
             return value
         envelope["_size"] = len(raw)
-        if seen_l2 is not DOWN and self._store_l2(p, raw, gen_keys, seen_l2) is False:
-            metrics.UNCACHEABLE.labels(p.tool, "invalidated_during_fetch").inc()
-            return value
+        if seen_l2 is not DOWN:
+            stored = self._store_l2(p, raw, gen_keys, seen_l2, release)
+            if outcome is not None and release is not None:
+                outcome.released = stored is not DOWN
+            if stored is False:
+                metrics.UNCACHEABLE.labels(p.tool, "invalidated_during_fetch").inc()
+                return value
         self._remember(p, envelope, _now(), seen_l1)
         return value
 
-    def _store_l2(self, p: Plan, raw: bytes, gen_keys: list[str], seen: list[Any]) -> Any:
-        """Store under the generation guard; return True, False (refused) or DOWN."""
+    def _store_l2(
+        self, p: Plan, raw: bytes, gen_keys: list[str], seen: list[Any], release: backend.Release | None = None
+    ) -> Any:
+        """Store under the generation guard (releasing `release` in the same step); return True, False or DOWN."""
         generations = [int(g) if g is not None else 0 for g in seen]
         index_keys = [keys.tag_index_key(p.instance, tag) for tag in p.tags]
         px = p.policy.lifetime_s * 1000
-        stored = _l2(lambda: backend.store(p.key, raw, px, gen_keys, generations, index_keys))
+        stored = _l2(lambda: backend.store(p.key, raw, px, gen_keys, generations, index_keys, release))
         if stored is True:
             metrics.WRITES.labels(p.tool, "l2").inc()
             metrics.BYTES.labels(p.tool, "written").inc(len(raw))
@@ -483,7 +509,8 @@ class Engine:
         wanted = list(dict.fromkeys(tags))
         if not wanted:
             return 0
-        self._forget(instance, wanted)
+        # Unreadable here at once; reaped only after the Redis step, so the reaper does not compete with it.
+        local = self.l1.invalidate(instance, wanted)
         self._replay_pending()
         try:
             dropped = self._invalidate_l2(instance, wanted)
@@ -495,7 +522,9 @@ class Engine:
             raise
         finally:
             # Again after Redis: a local read may have copied a Redis entry into L1 between the two steps.
-            self._forget(instance, wanted)
+            local += self.l1.invalidate(instance, wanted)
+            if local:
+                self._reap_soon()
         self._broadcast(instance, wanted)
         return dropped
 

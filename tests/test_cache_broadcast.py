@@ -69,11 +69,12 @@ def test_a_malformed_broadcast_does_not_stop_the_subscriber(cache_backend: Cache
 
 
 def test_an_invalidation_that_reached_the_process_applies_before_l1_answers(cache_backend: CacheEnv) -> None:
-    """Once another process's PUBLISH has returned, no read here may still be served the dropped entry from L1.
+    """Once an invalidation has reached this process's socket, no read here is served the dropped entry from L1.
 
     The listener thread alone cannot promise it: the reading thread may hold the GIL while the message waits.
     """
     eng = engine.engine()
+    subscriber = eng.subscriber
     channel = keys.invalidation_channel()
     for i in range(200):
         request = cache_backend.request(args={"size": 10, "round": i}, tags=(record_tag(f"c{i}"),))
@@ -82,5 +83,7 @@ def test_an_invalidation_that_reached_the_process_applies_before_l1_answers(cach
         assert eng.subscriber.ready.wait(5)
         message = orjson.dumps({"o": "another-process", "i": "demo", "t": [record_tag(f"c{i}")]})
         cache_backend.raw.delete(engine.plan(request).key)  # as the other process's invalidation did in Redis
-        assert cache_backend.raw.publish(channel, message) >= 1
+        with subscriber._read_lock:  # the listener may not read it yet: the message waits in the socket
+            assert cache_backend.raw.publish(channel, message) >= 1
+            assert wait_until(lambda: broadcast._readable(subscriber._pubsub, 0.01))
         assert cache_backend.read(request).status == "miss", f"round {i}: served from L1 after the broadcast"

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import requests
 import requests.utils
 from django.conf import settings
@@ -197,8 +198,8 @@ class Transport:
             if call.expect_redirect:
                 return unexpected_answer(call, f"HTTP {response.status_code} instead of a redirect to the file")
             try:
-                return response.json()
-            except ValueError:
+                return orjson.loads(response.content)  # a page of records: orjson parses it several times faster
+            except ValueError:  # orjson.JSONDecodeError is one
                 kind = response.headers.get("Content-Type", "no content type")
                 return unexpected_answer(call, f"HTTP {response.status_code} with {kind}, not JSON")
 
