@@ -155,18 +155,27 @@ class Subscriber:
         if pubsub is None:
             return
         # Locked: the listener is applying a message right now (its bytes may have left the socket already).
-        if self._read_lock.locked() or _readable(pubsub, 0.0):
-            with self._read_lock:
-                if self._pubsub is pubsub:
-                    self._drain(pubsub)
+        try:
+            if self._read_lock.locked() or _readable(pubsub, 0.0):
+                with self._read_lock:
+                    if self._pubsub is pubsub:
+                        self._drain(pubsub)
+        except Exception as exc:  # noqa: BLE001 - a read must never fail here; the listener reconnects and clears L1
+            metrics.ERRORS.labels("subscriber").inc()
+            logger.warning("draining cache invalidations before a read failed: %s", exc.__class__.__name__)
 
     def _drain(self, pubsub: Any) -> None:
-        """Read and apply every complete message available now (the read lock is held)."""
+        """Read and apply every message available now (the read lock is held).
+
+        get_message answers None for a skipped subscribe confirmation, and with hiredis for a read that only
+        filled its parser, so the loop ends when the connection has nothing more to read, not at the first None.
+        """
         while True:
             message = pubsub.get_message(timeout=0.0)
-            if message is None:
+            if message is not None:
+                self._dispatch(message)
+            elif not pubsub.connection.can_read(timeout=0):
                 return
-            self._dispatch(message)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
@@ -203,9 +212,10 @@ def _readable(pubsub: Any, timeout_s: float) -> bool:
     sock = getattr(connection, "_sock", None) if connection is not None else None
     if sock is None:
         return True  # not connected (or an unknown transport): let get_message find out
-    parser = getattr(connection, "_parser", None)
-    buffer = getattr(parser, "_buffer", None)
-    if buffer is not None and buffer.unread_bytes():
+    # redis-py's own parser keeps read-ahead bytes in a SocketBuffer; hiredis's are parsed at once, and _drain
+    # reads until nothing complete is left, so for it only the socket can hold a pending message.
+    unread = getattr(getattr(getattr(connection, "_parser", None), "_buffer", None), "unread_bytes", None)
+    if callable(unread) and unread():
         return True
     try:
         ready, _, _ = select.select([sock], [], [], timeout_s)
