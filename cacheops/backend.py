@@ -125,14 +125,16 @@ def run_script(name: str, source: str, keys: Sequence[str], args: Sequence[Any])
     return call(operation)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Release:
-    """A single-flight lock to release (and its waiters to wake) in the same step as a store."""
+    """A key's single-flight lock to release, and its waiters to wake; `done` once Redis has run the release."""
 
+    key: str
     lock_key: str
     waiters_key: str
     token: str
     channel: str
+    done: bool = False
 
 
 def store(
@@ -154,7 +156,9 @@ def store(
         return bool(run_script("store", STORE_LUA, keys, args))
     keys += [release.lock_key, release.waiters_key]
     args += [release.token, release.channel]
-    return bool(run_script("store_and_release", STORE_AND_RELEASE_LUA, keys, args))
+    stored = bool(run_script("store_and_release", STORE_AND_RELEASE_LUA, keys, args))
+    release.done = True
+    return stored
 
 
 def invalidate(index_keys: Sequence[str], gen_keys: Sequence[str], generation_ttl_s: int) -> int:
@@ -174,9 +178,10 @@ def bump(gen_key: str, generation_ttl_s: int) -> None:
     call(operation)
 
 
-def release(lock: str, waiters: str, token: str, channel: str, key: str) -> None:
+def release(lock: Release) -> None:
     """Release a single-flight lock and announce the fill to waiting processes."""
-    run_script("release", RELEASE_LUA, [lock, waiters], [token, channel, key])
+    run_script("release", RELEASE_LUA, [lock.lock_key, lock.waiters_key], [lock.token, lock.channel, lock.key])
+    lock.done = True
 
 
 def reset_scripts() -> None:

@@ -76,13 +76,6 @@ class Flight:
     error: BaseException | None = None
 
 
-@dataclass
-class Stored:
-    """Whether a store step also released the single-flight lock (so the leader must not release it again)."""
-
-    released: bool = False
-
-
 @dataclass(frozen=True)
 class Claim:
     """One round trip's answer: whether this caller took the key's lock, the key as stored, its generations."""
@@ -332,8 +325,14 @@ class Engine:
         locked, raw, generations = answer
         return Claim(bool(locked), raw, generations)
 
-    def _release(self, p: Plan, token: str) -> None:
-        _l2(lambda: backend.release(keys.lock_key(p.key), keys.waiters_key(p.key), token, keys.fill_channel(), p.key))
+    @staticmethod
+    def _lock_of(p: Plan, token: str) -> backend.Release:
+        return backend.Release(p.key, keys.lock_key(p.key), keys.waiters_key(p.key), token, keys.fill_channel())
+
+    def _release(self, lock: backend.Release) -> None:
+        """Release `lock` unless a store step released it already."""
+        if not lock.done:
+            _l2(lambda: backend.release(lock))
 
     def _filled(self, p: Plan) -> Any:
         seen = self.l1.generations(p.instance, p.tags)
@@ -349,19 +348,16 @@ class Engine:
     def _lead(
         self, p: Plan, fetch: Callable[[], Any], token: str, claim: Claim, seen_l1: dict[str, int]
     ) -> tuple[Any, str]:
-        release = backend.Release(keys.lock_key(p.key), keys.waiters_key(p.key), token, keys.fill_channel())
-        outcome = Stored()
+        lock = self._lock_of(p, token)
         try:
             # Double-checked: the previous holder may have filled the key between our read and our lock.
             stored = self._decode(p, claim.raw) if claim.raw is not None else None
             filled = self._fresh_value(p, stored, seen_l1)
             if filled is not None:
                 return filled, "coalesced"
-            seen = (claim.generations, seen_l1)
-            return self._fetch_and_store(p, fetch, redis_ok=True, seen=seen, release=release, outcome=outcome), "miss"
+            return self._fetch_and_store(p, fetch, redis_ok=True, seen=(claim.generations, seen_l1), lock=lock), "miss"
         finally:
-            if not outcome.released:  # the store did not run (too big, a failure) or Redis did not answer it
-                self._release(p, token)
+            self._release(lock)  # when the store did not run (too big, a failure) or Redis did not answer it
 
     # --- fetch and store ---------------------------------------------------------------------------------
     def _fetch_and_store(
@@ -370,12 +366,11 @@ class Engine:
         fetch: Callable[[], Any],
         redis_ok: bool,
         seen: tuple[list[Any], dict[str, int]] | None = None,
-        release: backend.Release | None = None,
-        outcome: Stored | None = None,
+        lock: backend.Release | None = None,
     ) -> Any:
         """Fetch, then store under the generation guard; `seen` = (L2, L1) generations already read before.
 
-        With `release`, the store step also releases the single-flight lock; `outcome.released` says it did.
+        With `lock`, the store step also releases that single-flight lock (and marks it done).
         """
         gen_keys = generation_keys(p)
         if seen is not None:
@@ -391,24 +386,20 @@ class Engine:
             metrics.UNCACHEABLE.labels(p.tool, "too_big").inc()
             return value
         envelope["_size"] = len(raw)
-        if seen_l2 is not DOWN:
-            stored = self._store_l2(p, raw, gen_keys, seen_l2, release)
-            if outcome is not None and release is not None:
-                outcome.released = stored is not DOWN
-            if stored is False:
-                metrics.UNCACHEABLE.labels(p.tool, "invalidated_during_fetch").inc()
-                return value
+        if seen_l2 is not DOWN and self._store_l2(p, raw, gen_keys, seen_l2, lock) is False:
+            metrics.UNCACHEABLE.labels(p.tool, "invalidated_during_fetch").inc()
+            return value
         self._remember(p, envelope, _now(), seen_l1)
         return value
 
     def _store_l2(
-        self, p: Plan, raw: bytes, gen_keys: list[str], seen: list[Any], release: backend.Release | None = None
+        self, p: Plan, raw: bytes, gen_keys: list[str], seen: list[Any], lock: backend.Release | None = None
     ) -> Any:
-        """Store under the generation guard (releasing `release` in the same step); return True, False or DOWN."""
+        """Store under the generation guard (releasing `lock` in the same step); return True, False or DOWN."""
         generations = [int(g) if g is not None else 0 for g in seen]
         index_keys = [keys.tag_index_key(p.instance, tag) for tag in p.tags]
         px = p.policy.lifetime_s * 1000
-        stored = _l2(lambda: backend.store(p.key, raw, px, gen_keys, generations, index_keys, release))
+        stored = _l2(lambda: backend.store(p.key, raw, px, gen_keys, generations, index_keys, lock))
         if stored is True:
             metrics.WRITES.labels(p.tool, "l2").inc()
             metrics.BYTES.labels(p.tool, "written").inc(len(raw))
@@ -479,14 +470,15 @@ class Engine:
         claim = self._claim(p, token)
         if claim is DOWN or not claim.locked:
             return "skipped"  # another process is fetching this key already (or Redis is away)
+        lock = self._lock_of(p, token)
         try:
             current = self._decode(p, claim.raw) if claim.raw is not None else None
             if current is not None and current["t"] != seen_t:
                 return "skipped"  # refreshed (or replaced) since the reader saw it
-            self._fetch_and_store(p, fetch, redis_ok=True, seen=(claim.generations, seen_l1))
+            self._fetch_and_store(p, fetch, redis_ok=True, seen=(claim.generations, seen_l1), lock=lock)
             return "ok"
         finally:
-            self._release(p, token)
+            self._release(lock)
 
     def _drop(self, p: Plan) -> None:
         """Delete the entry of `p` here and in Redis (other processes' L1 copies expire within the L1 TTL)."""

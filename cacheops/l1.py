@@ -165,6 +165,8 @@ class L1Cache:
 
     def _evict(self) -> None:
         while self._entries and (len(self._entries) > self.max_entries or self._bytes > self.max_bytes):
+            if self._doomed:  # invalidated entries not yet reaped go before any live one
+                self._remove(self._doomed.pop())
+                continue
             key, entry = self._entries.popitem(last=False)
-            self._doomed.discard(key)
             self._unindex(key, entry)

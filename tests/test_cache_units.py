@@ -126,6 +126,17 @@ def test_l1_tag_index_drops_only_tagged_entries_and_forgets_evicted_ones() -> No
     assert l1._by_tag == {}  # nothing left behind to grow without bound
 
 
+def test_l1_evicts_invalidated_entries_before_live_ones() -> None:
+    l1 = L1Cache(max_entries=2, max_bytes=1000)
+    l1.put("live", entry(tags=("rec:A",)))
+    l1.put("dead", entry(tags=("rec:B",)))
+    assert l1.invalidate("demo", ["rec:B"]) == 1
+    l1.put("new", entry(tags=("rec:C",)))  # over the bound: the unreaped "dead" goes, not the older "live"
+    assert l1.get("live") is not None
+    assert l1.get("new") is not None
+    assert l1.has_doomed() is False
+
+
 def test_l1_invalidated_entries_are_unreadable_before_reaping_and_a_new_value_survives_the_reap() -> None:
     l1 = L1Cache(max_entries=10, max_bytes=1000)
     l1.put("c", entry(tags=("rec:C1",)))

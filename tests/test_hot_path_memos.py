@@ -74,7 +74,7 @@ def test_a_remembered_verdict_is_never_applied_to_another_schema() -> None:
     # A dropped validator's id can be reused by a new one; stand the old verdict under the new validator's id.
     second = validation.validator_for(SCHEMA_STR)
     text = orjson.dumps({"size": 3}, option=orjson.OPT_SORT_KEYS)
-    validation._verdicts[(id(second), "", text)] = validation._verdicts.pop((id(first), "", text))
+    validation._verdicts.remember((id(second), "", text), first, None)
     assert validation.first_error(second, {"size": 3}) == "Argument 'size' must be a string, got 3"
 
 

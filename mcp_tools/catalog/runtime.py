@@ -6,15 +6,12 @@ Handlers declare and call; the cache engine (`cacheops.api`) caches and the clie
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from cacheops.api import (
-    CacheScope,
     ReadRequest,
     apply_change,
     guard_upstream,
@@ -28,6 +25,7 @@ from mcp_tools.catalog.args import list_query, upstream_args
 from mcp_tools.catalog.base import ToolContext, ToolResult
 from mcp_tools.jobnimbus.client import JobNimbusClient
 from mcp_tools.jobnimbus.filters import Clause
+from mcp_tools.memo import OwnedMemo
 from mcp_tools.shaping import detail_result, list_result, to_text
 
 Args = dict[str, Any]
@@ -68,23 +66,16 @@ def shaped_result(
         memo_key = (ctx.scope, tool, orjson.dumps(args, option=orjson.OPT_SORT_KEYS))
     except TypeError:
         return result(shape(), cache)
-    with _answers_lock:
-        remembered = _answers.get(memo_key)
-    if remembered is not None and remembered[0] is value:
-        return ToolResult(structured=remembered[1], text=remembered[2], cache=cache)
-    structured = shape()
-    text = to_text(structured)
-    with _answers_lock:
-        _answers[memo_key] = (value, structured, text)  # holding `value` keeps its identity from being reused
-        _answers.move_to_end(memo_key)
-        while len(_answers) > MAX_SHAPED_ANSWERS:
-            _answers.popitem(last=False)
-    return ToolResult(structured=structured, text=text, cache=cache)
+    _, answer = _answers.lookup(memo_key, value)
+    if answer is None:
+        structured = shape()
+        answer = (structured, to_text(structured))
+        _answers.remember(memo_key, value, answer)
+    return ToolResult(structured=answer[0], text=answer[1], cache=cache)
 
 
-MAX_SHAPED_ANSWERS = 256
-_answers: OrderedDict[tuple[CacheScope, str, bytes], tuple[Any, dict[str, Any], str]] = OrderedDict()
-_answers_lock = threading.Lock()
+# (scope, tool, arguments) → the shaped answer (structured, text) of one cached value.
+_answers: OwnedMemo[tuple[dict[str, Any], str]] = OwnedMemo(max_entries=256)
 
 
 def cached(

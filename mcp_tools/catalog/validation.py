@@ -10,6 +10,8 @@ from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError as SchemaError
 from jsonschema.exceptions import best_match
 
+from mcp_tools.memo import OwnedMemo
+
 _TYPE_NAMES = {
     "integer": "an integer",
     "number": "a number",
@@ -52,21 +54,15 @@ def first_error(validator: Draft202012Validator, instance: Any, *, prefix: str =
         return _judge(validator, instance, prefix)
     if len(text) > MAX_REMEMBERED_BYTES:  # big arguments (imports, notes) are rarely repeated; memory stays bounded
         return _judge(validator, instance, prefix)
-    memo_key = (id(validator), prefix, text)
-    remembered = _verdicts.get(memo_key)
-    if remembered is not None and remembered[0] is validator:
-        return remembered[1]
-    if len(_verdicts) >= MAX_VERDICTS:
-        _verdicts.clear()  # a crude bound: refilling costs one schema walk per distinct call
-    verdict = _judge(validator, instance, prefix)
-    _verdicts[memo_key] = (validator, verdict)
+    memo_key = (id(validator), prefix, text)  # the validator's id keeps validators apart; ownership keeps it honest
+    known, verdict = _verdicts.lookup(memo_key, validator)
+    if not known:
+        verdict = _judge(validator, instance, prefix)
+        _verdicts.remember(memo_key, validator, verdict)
     return verdict
 
 
-# (validator id, prefix, sorted JSON of the instance) -> (validator, verdict). Holding the validator keeps its id
-# from being reused by another schema while the verdict is remembered.
-_verdicts: dict[tuple[int, str, bytes], tuple[Draft202012Validator, str | None]] = {}
-MAX_VERDICTS = 4096
+_verdicts: OwnedMemo[str | None] = OwnedMemo(max_entries=4096)
 MAX_REMEMBERED_BYTES = 2048
 
 
