@@ -117,10 +117,11 @@ def throughput(run: h.Stack, mode: Mode, report: Report) -> None:
         ("bare Django JSON view, 16 conns", "bare", bares),
         ("cached tools/call via /mcp, 16 conns", "/mcp", mcps),
     ):
-        errors += sum(r.errors for r in results)
+        failed = sum(r.errors for r in results)
+        errors += failed
         report.notes.extend(f"{name} load errors: {r.detail}" for r in results if r.detail)
         mean = statistics.mean(r.requests_per_s for r in results)
-        report.add(label, f"{mean:,.0f} req/s, mean of {LOAD_ROUNDS} bursts ({sum(r.errors for r in results)} errors)")
+        report.add(label, f"{mean:,.0f} req/s, mean of {LOAD_ROUNDS} bursts ({failed} errors)")
     ratio = statistics.median(ratios)
     report.add(
         f"throughput ratio /mcp ÷ bare, median of {LOAD_ROUNDS} paired bursts ({min(ratios):.2f} to {max(ratios):.2f})",
