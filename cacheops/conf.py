@@ -57,7 +57,7 @@ def engine_setting(name: str) -> Any:
 
 
 def _forget_resolved(*, setting: str, **_: Any) -> None:
-    if setting in {"CACHEOPS_ENGINE", "CACHE_ENABLED"}:
+    if setting == "CACHEOPS_ENGINE":
         _resolved.clear()
 
 

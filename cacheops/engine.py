@@ -183,7 +183,8 @@ class Engine:
             self._replay_pending()
         # Taken before the Redis read: an invalidation landing after it must keep what we read out of L1.
         seen = self.l1.generations(p.instance, p.tags)
-        stored = _l2(lambda: self._get(p))
+        # A write's invalidation still unreplayed: Redis may hold what it made stale, so read as if Redis were down.
+        stored = DOWN if self._pending else _l2(lambda: self._get(p))
         fallback = None
         if isinstance(stored, dict):
             window = window_of(stored, p.policy, now)

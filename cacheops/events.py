@@ -211,7 +211,8 @@ def dispatch(event_id: int) -> str:
 
     queue = freshness_setting("APPLY_QUEUE") or apply_invalidation_event.app.conf.task_default_queue
     try:
-        with _broker_connections(apply_invalidation_event.app).acquire(block=True, timeout=2) as connection:
+        # No free pooled connection (8 in flight) is treated like a broker that cannot take it: apply inline now.
+        with _broker_connections(apply_invalidation_event.app).acquire(block=False) as connection:
             apply_invalidation_event.apply_async((event_id,), producer=connection.Producer(), queue=queue, retry=False)
     except (BrokerError, LimitExceeded, OSError) as exc:
         log.warning("broker unavailable (%s); applying invalidation event %s inline", exc, event_id)

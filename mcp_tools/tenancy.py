@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -36,9 +37,9 @@ class Caller:
     instance: str | None
     api_key: str | None = field(repr=False)
 
-    @property
+    @cached_property
     def tenant(self) -> str | None:
-        """Return the tenant id, or None for a caller without a key."""
+        """Return the tenant id, or None for a caller without a key (an HMAC: worked out once per request)."""
         return tenant_id(self.api_key) if self.api_key is not None else None
 
     def tool_context(self, request_id: str) -> ToolContext:
@@ -48,7 +49,7 @@ class Caller:
         return ToolContext(
             instance=require_instance(self.instance),
             api_key=self.api_key,
-            tenant=tenant_id(self.api_key),
+            tenant=self.tenant or "",
             request_id=request_id,
         )
 

@@ -114,9 +114,10 @@ class TenantRateThrottle(SimpleRateThrottle):
         redis = cast(Any, self.cache).client.get_client(write=True)  # django-redis's raw client
         pipe = redis.pipeline(transaction=False)
         full_key = self.cache.make_key(key)
+        # Created with its expiry if absent (SET NX EX: any Redis; EXPIRE NX would need Redis 7), then counted.
+        pipe.set(full_key, 0, ex=self.window_s + 1, nx=True)
         pipe.incrby(full_key, amount)
-        pipe.expire(full_key, self.window_s + 1, nx=True)
-        count, _ = pipe.execute()
+        _, count = pipe.execute()
         return int(count)
 
     def _forget(self) -> None:

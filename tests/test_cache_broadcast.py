@@ -87,3 +87,24 @@ def test_an_invalidation_that_reached_the_process_applies_before_l1_answers(cach
             assert cache_backend.raw.publish(channel, message) >= 1
             assert wait_until(lambda: broadcast._readable(subscriber._pubsub, 0.01))
         assert cache_backend.read(request).status == "miss", f"round {i}: served from L1 after the broadcast"
+
+
+def test_while_a_write_invalidation_awaits_replay_redis_entries_are_not_served(
+    cache_backend: CacheEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis answering reads again does not mean it dropped what a write invalidated while it refused."""
+    from cacheops.errors import CacheBackendError
+
+    eng = engine.engine()
+    request = cache_backend.request()
+    assert cache_backend.read(request, cache_backend.counting({"status": "Lead"})).status == "miss"
+
+    def refused(*_: Any) -> int:
+        raise CacheBackendError("Redis refused the command")
+
+    monkeypatch.setattr(eng, "_invalidate_l2", refused)
+    with pytest.raises(CacheBackendError):
+        eng.invalidate("demo", [record_tag("c1")])  # the write's invalidation is now pending
+    answer = cache_backend.read(request, cache_backend.counting({"status": "Sold"}))
+    assert answer.status == "miss"  # not the stale hit_l2 Redis still holds
+    assert answer.value == {"status": "Sold"}

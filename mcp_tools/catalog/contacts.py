@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from cacheops.api import guard_upstream
 from mcp_tools.catalog.args import ArgumentError, jnid_schema, list_schema
 from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec
@@ -23,7 +21,7 @@ from mcp_tools.catalog.declare import (
 from mcp_tools.catalog.failures import upstream_message
 from mcp_tools.catalog.runtime import Args, client, drop_none, list_records, result, write
 from mcp_tools.catalog.search import CONTACT_FIELDS, SHAPES_DOC, search_clause
-from mcp_tools.catalog.validation import first_error
+from mcp_tools.catalog.validation import first_error, validator_for
 from mcp_tools.catalog.writes import created, deleted, fill_workflow, record_body, updated
 from mcp_tools.jobnimbus.errors import NotFoundError, ValidationError
 from mcp_tools.jobnimbus.filters import must, terms
@@ -51,7 +49,7 @@ CONTACT_PROPS: dict[str, Any] = {
     "status_name": text("Status in that workflow, e.g. 'Lead' (default: the workflow's first).", max_length=100),
 }
 ROW_SCHEMA = object_schema(CONTACT_PROPS)
-_ROW_VALIDATOR = Draft202012Validator(ROW_SCHEMA)
+_ROW_VALIDATOR = validator_for(ROW_SCHEMA)  # integers as strict as tool arguments
 MAX_IMPORT_ROWS = 100
 
 
@@ -118,7 +116,7 @@ def _import_row(ctx: ToolContext, index: int, row: Any, existing: set[str]) -> d
     """Create one row unless its external_id exists; a bad row is reported, never raised."""
     external_id = str(row["external_id"]) if isinstance(row, dict) and row.get("external_id") else None
     base = drop_none({"row": index, "external_id": external_id})
-    problem = first_error(_ROW_VALIDATOR, row, prefix=f"rows[{index}]")
+    problem = first_error(_ROW_VALIDATOR, row, prefix=f"rows[{index}]", remember=False)  # rows never repeat
     if problem:
         return {**base, "status": "failed", "message": problem}
     if external_id and external_id in existing:

@@ -42,12 +42,17 @@ def validator_for(schema: Mapping[str, Any]) -> Draft202012Validator:
     return validator
 
 
-def first_error(validator: Draft202012Validator, instance: Any, *, prefix: str = "") -> str | None:
+def first_error(
+    validator: Draft202012Validator, instance: Any, *, prefix: str = "", remember: bool = True
+) -> str | None:
     """Return the message for the most relevant problem in `instance`, or None when it is valid.
 
     Verdicts are remembered per validator and exact JSON text of `instance`: clients repeat the same arguments
-    (that is what the cache is for) and a schema walk costs more than the cached answer it guards.
+    (that is what the cache is for) and a schema walk costs more than the cached answer it guards. Callers whose
+    instances never repeat (import rows) pass remember=False so they do not push those verdicts out.
     """
+    if not remember:
+        return _judge(validator, instance, prefix)
     try:
         text = orjson.dumps(instance, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # not JSON (never off the wire): judge it afresh
