@@ -32,13 +32,15 @@ log = logging.getLogger(__name__)
 
 # Upper bounds, in milliseconds, of the latency buckets; "inf" catches the rest.
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
-CACHED_STATUSES = frozenset({"hit_l1", "hit_l2", "stale", "coalesced"})
-READ_STATUSES = ("hit_l1", "hit_l2", "miss", "stale", "coalesced", "bypass")
+# The read outcomes answered from cache (the one list: cacheops.status and the dashboard use it too).
+HIT_STATUSES = ("hit_l1", "hit_l2", "stale", "coalesced")
+CACHED_STATUSES = frozenset(HIT_STATUSES)
 UPSTREAM_OUTCOMES = ("ok", "error", "unavailable", "breaker_open")
 UNCACHED_CALLS = "(uncached calls)"
 # Minute buckets only need to outlive the rollup (every minute) with a wide margin for a stopped beat.
 MINUTE_BUCKET_TTL_S = 6 * 3600
-KEY_SET_TTL_S = 3 * 86400
+# Per-day key-access sets must outlive the longest "top queries" period the dashboard offers (30 days).
+KEY_SET_TTL_S = 31 * 86400
 # Bound on the per-day key-access sorted set (trimmed by `trim_key_counts`, which the rollup runs).
 KEY_SET_MAX = 10_000
 

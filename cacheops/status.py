@@ -9,8 +9,7 @@ from cacheops import backend, metrics
 from cacheops.breakers import all_states, redis_breaker
 from cacheops.conf import cache_enabled
 from cacheops.engine import _l2, engine
-
-HIT_STATUSES = ("hit_l1", "hit_l2", "stale", "coalesced")
+from cacheops.history import HIT_STATUSES
 
 
 def health() -> dict[str, Any]:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet, Sum
 
-from cacheops.history import LATENCY_BUCKETS_MS
+from cacheops.history import HIT_STATUSES, LATENCY_BUCKETS_MS
 from dashboard.models import Dimension, HourStat, MinuteStat
 from dashboard.rollup import SUM_FIELDS, merge_hists
-
-HIT_FIELDS = ("hit_l1", "hit_l2", "stale", "coalesced")
 
 
 def window_rows(since: datetime, *, dimension: str = Dimension.TOOL, hourly: bool = False) -> QuerySet[Any]:
@@ -31,7 +29,7 @@ def totals(rows: QuerySet[Any]) -> dict[str, Any]:
 
 def derived(sums: dict[str, int], cached_hist: dict[str, int], uncached_hist: dict[str, int]) -> dict[str, Any]:
     """Return hit rate, upstream error rate and latency figures from summed counters and histograms."""
-    hits = sum(sums.get(f, 0) for f in HIT_FIELDS)
+    hits = sum(sums.get(f, 0) for f in HIT_STATUSES)
     served = hits + sums.get("miss", 0)
     cached_n, uncached_n = sum(cached_hist.values()), sum(uncached_hist.values())
     upstream = sum(sums.get(f"upstream_{o}", 0) for o in ("ok", "error", "unavailable"))
@@ -72,8 +70,3 @@ def percentile(hist: dict[str, int], q: float) -> float | None:
 def per_name(rows: QuerySet[Any]) -> dict[str, dict[str, Any]]:
     """Return totals() of `rows` grouped by tool (or policy) name."""
     return {name: totals(rows.filter(name=name)) for name in sorted(set(rows.values_list("name", flat=True)))}
-
-
-def since(delta: timedelta, now: datetime) -> datetime:
-    """Return `now - delta` (a named step so windows read the same everywhere)."""
-    return now - delta
