@@ -113,3 +113,8 @@ def entity_tags(entity: str, tags: Iterable[str]) -> list[str]:
     """
     listed = [tag[len(LIST_TAG_PREFIX) :] for tag in tags if tag.startswith(LIST_TAG_PREFIX)]
     return [entity_tag(name) for name in dict.fromkeys([entity, *listed])]
+
+
+def signature_key(digest: str) -> str:
+    """Return the key recording a signed webhook delivery already received (replay defence)."""
+    return f"{engine_setting('KEY_NAMESPACE')}jnfresh:v1:sig:{digest}"

@@ -94,13 +94,17 @@ def candidates(now: float, scan: int) -> Iterator[Candidate | None]:
 
 
 def run(limit: int, warmer: Warmer | None = None, progress: Callable[[int, int], None] | None = None) -> WarmReport:
-    """Warm at most `limit` keys; call `progress(done, limit)` after each. Redis down: nothing to do."""
+    """Warm at most `limit` keys; call `progress(done, total)` after each. Redis down: nothing to do.
+
+    `total` is what this run will really attempt (at most `limit`), so a finished run ends at total/total.
+    """
     report = WarmReport()
     warmer = warmer or _configured_warmer()
     if warmer is None or limit <= 0:
         return report
     keys = server_keys()
     found = _l2(lambda: list(candidates(time.time(), limit * SCAN_FACTOR)), [])
+    total = min(limit, sum(candidate is not None for candidate in found))
     for candidate in found:
         report.considered += 1
         if candidate is None:
@@ -112,7 +116,7 @@ def run(limit: int, warmer: Warmer | None = None, progress: Callable[[int, int],
         report.warmed += ok
         report.failed += not ok
         if progress:
-            progress(report.warmed + report.failed, limit)
+            progress(report.warmed + report.failed, total)
     return report
 
 

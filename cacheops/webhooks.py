@@ -24,6 +24,7 @@ from django.views.decorators.http import require_POST
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
+from cacheops import keys
 from cacheops.events import Change, digest_payload, dispatch_after_commit, record_event
 from cacheops.freshness_conf import freshness_setting
 from cacheops.models import EventSource, InvalidationEvent, SeenSignature
@@ -131,7 +132,7 @@ def remember_signature(signature: str, ttl_s: int) -> bool:
     """
     digest = hashlib.sha256(signature.encode()).hexdigest()
     try:
-        return bool(get_redis_connection("default").set(f"jnfresh:v1:sig:{digest}", 1, nx=True, ex=ttl_s))
+        return bool(get_redis_connection("default").set(keys.signature_key(digest), 1, nx=True, ex=ttl_s))
     except (RedisError, NotImplementedError, OSError):
         return _remember_in_db(digest, ttl_s)
 

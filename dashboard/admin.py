@@ -12,6 +12,9 @@ from django.utils import timezone
 from dashboard import alerts, ttl
 from dashboard.models import Alert, TtlChange, TtlPolicy
 
+# The admin's front page links the staff cache dashboard (it is a page of its own, not a model).
+admin.site.index_template = "dashboard/admin_index.html"
+
 
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):

@@ -76,6 +76,17 @@ TEMPLATES = [
 DATABASES = {"default": e.read_db_url("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # make run's web, worker and beat write to one SQLite file at once. A deferred transaction that reads and then
+    # writes fails at once with "database is locked" when another writer got there first (the busy timeout cannot
+    # help it); an IMMEDIATE one takes the write lock up front and waits its turn. WAL lets readers go on meanwhile.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -98,6 +109,9 @@ WHITENOISE_USE_FINDERS = True
 
 # --- Redis, cache and Celery -------------------------------------------------------------------
 REDIS_URL = e.read_redis_url()
+# Prefix of every Redis key and channel this server writes: cache entries, history, tuning, throttle counters,
+# webhook replay records and Celery's queues (when Redis is the broker). Lets several deployments share a Redis.
+CACHE_KEY_NAMESPACE = e.read_str("CACHE_KEY_NAMESPACE", "") or ""
 CACHE_ENABLED = e.read_bool("CACHE_ENABLED", True)
 # Short socket timeouts: with Redis gone a request must lose milliseconds, not seconds (issue 4).
 REDIS_SOCKET_TIMEOUT_S = e.read_float("REDIS_SOCKET_TIMEOUT_S", 0.25)
@@ -107,7 +121,7 @@ CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": e.read_str("CACHE_KEY_PREFIX", "") or "",
+        "KEY_PREFIX": e.read_str("CACHE_KEY_PREFIX", "") or CACHE_KEY_NAMESPACE.rstrip(":"),
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
             "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT_S,
@@ -127,6 +141,9 @@ CACHES = {
 CELERY_BROKER_URL = e.read_url(
     "CELERY_BROKER_URL", e.broker_url_for(REDIS_URL), ("redis", "rediss", "redis+socket", "amqp", "amqps", "memory")
 )
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+if CACHE_KEY_NAMESPACE and CELERY_BROKER_URL.startswith(("redis", "rediss")):
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = CACHE_KEY_NAMESPACE
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -264,7 +281,7 @@ def _ttl_overrides() -> dict[str, int]:
 
 
 CACHEOPS_ENGINE = {
-    "KEY_NAMESPACE": e.read_str("CACHE_KEY_NAMESPACE", "") or "",
+    "KEY_NAMESPACE": CACHE_KEY_NAMESPACE,
     "MAX_ITEM_SIZE_KB": e.read_int("CACHE_MAX_ITEM_SIZE_KB", 512, minimum=1),
     "L1_TTL_S": e.read_float("CACHE_L1_TTL_S", 5.0),
     "L1_MAX_ENTRIES": e.read_int("CACHE_L1_MAX_ENTRIES", 5000, minimum=0),

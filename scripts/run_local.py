@@ -1,8 +1,13 @@
-"""Start the whole stack on embedded defaults: `make run`.
+"""Start the whole stack on embedded defaults: `make run`. Run a management command beside it: `make manage`.
 
 SQLite, the sandbox JobNimbus on 127.0.0.1:8090 (its automation webhooks pointed at this server), the web
 server on 127.0.0.1:8000, a Celery worker and beat, and Redis from REDIS_URL — or, when none answers there,
-an embedded stand-in (fakeredis's TCP server) that every process shares. Ctrl-C stops all of it.
+an embedded stand-in (fakeredis's TCP server) that every process shares. Every key the stack writes to Redis
+(cache, history, throttle, Celery's queues) lives under one namespace of its own, so another program on the same
+Redis never sees its keys and its dashboard never counts another program's traffic.
+
+The run's files live in RUN_DIR (default `.venv/run`): `env` (what `make manage` needs to reach this stack; it is
+removed when the stack stops), `admin-password`, and `logs/<process>.log`. Ctrl-C stops all of it.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -17,18 +23,42 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 WEB_PORT = int(os.environ.get("PORT", "8000"))
 SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8090"))
+RUN_DIR = Path(os.environ.get("RUN_DIR", str(ROOT / ".venv" / "run"))).resolve()
 INSTANCE = "demo"
 SANDBOX_KEY = "sandboxadminkey0001"
+NAMESPACE = "jobnimbus-mcp-local:"
+READY_TIMEOUT_S = float(os.environ.get("RUN_READY_TIMEOUT_S", "180"))
+LOG_TAIL_LINES = 30
+# Variables `make manage` copies from the running stack (what a management command needs to reach the same
+# Redis, database and sandbox). The webhook secret is not among them: no command needs it.
+SHARED_VARIABLES = (
+    "DJANGO_DEBUG",
+    "DJANGO_SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "CACHE_KEY_NAMESPACE",
+    "JOBNIMBUS_INSTANCES",
+    "JOBNIMBUS_BASE_URL",
+    f"JOBNIMBUS_API_KEY_{INSTANCE.upper()}",
+    "PUBLIC_BASE_URL",
+    "LOG_FORMAT",
+)
 
 
+# --- Redis -------------------------------------------------------------------------------------------------------
 def redis_answers(url: str) -> bool:
     """Return True when a Redis server answers PING at url."""
     parsed = urlparse(url)
@@ -53,32 +83,37 @@ def start_embedded_redis() -> str:
 
 
 def choose_redis() -> tuple[str, str]:
-    """Return the Redis URL to use and a phrase saying where it came from."""
+    """Return the Redis URL to use and a phrase saying which Redis it is."""
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     if redis_answers(url):
-        return url, f"Redis at {url}"
-    return start_embedded_redis(), "embedded Redis stand-in (fakeredis; no Redis answered at " + url + ")"
+        return url, f"{url} (keys under {NAMESPACE!r})"
+    return start_embedded_redis(), f"embedded Redis stand-in (fakeredis; no Redis answered at {url})"
 
 
+# --- Environment and commands --------------------------------------------------------------------------------------
 def stack_environment(redis_url: str, webhook_secret: str) -> dict[str, str]:
     """Return the environment every process of the stack shares."""
     env = dict(os.environ)
     env.setdefault("DJANGO_DEBUG", "true")
     env.setdefault("LOG_FORMAT", "text")
+    env.setdefault("CACHE_KEY_NAMESPACE", NAMESPACE)
     env.setdefault("JOBNIMBUS_INSTANCES", INSTANCE)
     env.setdefault("JOBNIMBUS_BASE_URL", f"http://127.0.0.1:{SANDBOX_PORT}/api1")
     env.setdefault(f"JOBNIMBUS_API_KEY_{INSTANCE.upper()}", SANDBOX_KEY)
     env.setdefault(f"JOBNIMBUS_WEBHOOK_SECRET_{INSTANCE.upper()}", webhook_secret)
+    # The sandbox reads its webhook token from here, not from its command line, which every user can list.
+    env["SANDBOX_WEBHOOK_TOKEN"] = env[f"JOBNIMBUS_WEBHOOK_SECRET_{INSTANCE.upper()}"]
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{WEB_PORT}")
     env["REDIS_URL"] = redis_url
     env.setdefault("CELERY_BROKER_URL", redis_url)
+    env["JOBNIMBUS_READY_DIR"] = str(RUN_DIR / "ready")
     return env
 
 
-def process_commands(env: dict[str, str], run_dir: Path) -> dict[str, list[str]]:
-    """Return the command of each process, named as in the Procfile; `run_dir` holds this run's scratch files."""
+def process_commands(env: dict[str, str], scratch: Path) -> dict[str, list[str]]:
+    """Return the command of each process, named as in the Procfile, each quiet but for warnings and errors."""
     webhook_url = f"http://127.0.0.1:{WEB_PORT}/webhooks/jobnimbus/{INSTANCE}"
-    secret = env[f"JOBNIMBUS_WEBHOOK_SECRET_{INSTANCE.upper()}"]
+    celery = [PYTHON, "-m", "celery", "-A", "jobnimbus_site", "--quiet"]
     return {
         "sandbox": [
             PYTHON,
@@ -88,53 +123,17 @@ def process_commands(env: dict[str, str], run_dir: Path) -> dict[str, list[str]]
             str(SANDBOX_PORT),
             "--webhook-url",
             webhook_url,
-            "--webhook-token",
-            secret,
+            "--quiet",
         ],
         "web": [
-            PYTHON,
-            "-m",
-            "gunicorn",
-            "jobnimbus_site.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{WEB_PORT}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--worker-class",
-            "gthread",
-            "--timeout",
-            "60",
+            *(PYTHON, "-m", "gunicorn", "jobnimbus_site.wsgi:application", "--bind", f"127.0.0.1:{WEB_PORT}"),
+            *("--workers", "2", "--threads", "4", "--worker-class", "gthread", "--timeout", "60"),
+            *("--log-level", "warning", "--access-logfile", str(RUN_DIR / "logs" / "access.log")),
         ],
-        "worker": [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "jobnimbus_site",
-            "worker",
-            "--loglevel",
-            "info",
-            "--concurrency",
-            "2",
-            "--pool",
-            "threads",
-        ],
-        "beat": [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "jobnimbus_site",
-            "beat",
-            "--loglevel",
-            "info",
-            "--schedule",
-            # Per run: a schedule file shared with an earlier run that was killed mid-write is corrupt, and beat
-            # prints a page of traceback before it recreates it.
-            str(run_dir / "celerybeat-schedule"),
-        ],
+        "worker": [*celery, "worker", "--loglevel", "warning", "--concurrency", "2", "--pool", "threads"],
+        # Per run: a schedule file shared with an earlier run that was killed mid-write is corrupt, and beat
+        # prints a page of traceback before it recreates it.
+        "beat": [*celery, "beat", "--loglevel", "warning", "--schedule", str(scratch / "celerybeat-schedule")],
     }
 
 
@@ -150,39 +149,39 @@ def prepare_database(env: dict[str, str]) -> str:
     result = subprocess.run(
         [PYTHON, "manage.py", "shell", "-c", script], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     )
-    marker = ROOT / ".venv" / "admin-password"
+    marker = RUN_DIR / "admin-password"
     if "created" in result.stdout:
-        marker.write_text(password)
+        write_private(marker, password)
     if marker.exists():
-        return f"admin / {marker.read_text().strip()}  (saved in .venv/admin-password)"
-    return "admin (password set earlier; `python manage.py changepassword admin` to reset)"
+        return f"admin / {marker.read_text().strip()}   (kept in {display(marker)})"
+    return 'admin (password set earlier; `make manage ARGS="changepassword admin"` resets it)'
 
 
-def print_banner(redis_source: str, login: str) -> None:
-    """Tell the user what runs where and how to connect an MCP client."""
-    url = f"http://127.0.0.1:{WEB_PORT}/mcp"
-    key = SANDBOX_KEY
-    print(
-        f"""
-JobNimbus MCP server is starting.
-  MCP endpoint     {url}
-  Sandbox JobNimbus http://127.0.0.1:{SANDBOX_PORT}/api1   (API key: {key}; instance: {INSTANCE})
-  Redis            {redis_source}
-  Admin            http://127.0.0.1:{WEB_PORT}/admin/   login {login}
-  Health           http://127.0.0.1:{WEB_PORT}/health
-
-Connect an MCP client:
-  Claude Code:    claude mcp add --transport http --header "X-JobNimbus-Api-Key: {key}" \\
-                    --header "X-JobNimbus-Instance: {INSTANCE}" jobnimbus {url}
-  Claude Desktop: npx mcp-remote {url} --header "X-JobNimbus-Api-Key:{key}" --header "X-JobNimbus-Instance:{INSTANCE}"
-  Inspector CLI:  npx @modelcontextprotocol/inspector --cli {url} --transport http \\
-                    --header "X-JobNimbus-Api-Key: {key}" --method tools/list
-Press Ctrl-C to stop everything.
-""",
-        flush=True,
-    )
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
 
 
+def display(path: Path) -> str:
+    """Return path relative to the checkout when it lies inside it (shorter to read and to paste)."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def save_environment(env: dict[str, str]) -> Path:
+    """Record what `make manage` needs to reach this stack."""
+    path = RUN_DIR / "env"
+    lines = [f"{name}={shlex.quote(env[name])}" for name in SHARED_VARIABLES if name in env]
+    write_private(path, "\n".join(lines) + "\n")
+    return path
+
+
+# --- Processes -----------------------------------------------------------------------------------------------------
 def _parent_death_signal() -> Callable[[], None] | None:
     """A pre-exec hook asking Linux to SIGTERM the child when the supervisor dies, however it dies (even SIGKILL).
 
@@ -197,50 +196,238 @@ def _parent_death_signal() -> Callable[[], None] | None:
     return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
-    """Run every process; when one exits or Ctrl-C arrives, stop them all and return an exit code.
+@dataclass
+class Child:
+    """One process of the stack: its output goes to the console (prefixed with its name) and to its log file."""
 
-    Each child leads its own process group, so a Ctrl-C reaches the supervisor alone and every process is stopped
-    the graceful way, with SIGTERM to its whole group: gunicorn's threaded workers can deadlock on a SIGINT that
-    lands mid-request. If the supervisor itself dies, Linux sends each child SIGTERM (see _parent_death_signal).
-    """
+    name: str
+    proc: subprocess.Popen[str]
+    log_path: Path
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
+
+    def pump(self, console: IO[str]) -> None:
+        """Copy the child's output until it closes it."""
+        assert self.proc.stdout is not None
+        with self.log_path.open("a") as log:
+            for line in self.proc.stdout:
+                self.tail.append(line.rstrip("\n"))
+                log.write(line)
+                log.flush()
+                console.write(f"{self.name:>7} | {line}")
+                console.flush()
+
+    def last_lines(self) -> str:
+        return "\n".join(f"{self.name:>7} | {line}" for line in self.tail) or f"{self.name:>7} | (no output)"
+
+
+def start_children(commands: dict[str, list[str]], env: dict[str, str]) -> dict[str, Child]:
+    """Start every process, each leading its own process group (so a Ctrl-C reaches the supervisor alone)."""
     on_exec = _parent_death_signal()
-    procs = {
-        name: subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, preexec_fn=on_exec)
-        for name, cmd in commands.items()
-    }
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    code = 0
-    try:
-        while not stop.is_set():
-            for name, proc in procs.items():
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; stopping the rest", file=sys.stderr)
-                    code = proc.returncode or 1
-                    stop.set()
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    for proc in procs.values():
+    logs = RUN_DIR / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    children = {}
+    for name, cmd in commands.items():
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=on_exec,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        child = Child(name, proc, logs / f"{name}.log")
+        threading.Thread(target=child.pump, args=(sys.stdout,), name=f"pump-{name}", daemon=True).start()
+        children[name] = child
+    return children
+
+
+def stop_children(children: Iterable[Child]) -> None:
+    """Stop every process the graceful way, with SIGTERM to its whole group; SIGKILL what outlives 10 s.
+
+    gunicorn's threaded workers can deadlock on a SIGINT that lands mid-request, hence SIGTERM.
+    """
+    procs = [child.proc for child in children]
+    for proc in procs:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs.values():
+    for proc in procs:
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# --- Readiness -----------------------------------------------------------------------------------------------------
+def http_ok(url: str) -> bool:
+    """Return True when url answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a fixed local http URL
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def readiness_probes() -> dict[str, Callable[[], bool]]:
+    """How to tell that each process answers: HTTP for the servers, the marker Celery's ready signals write."""
+    ready_dir = RUN_DIR / "ready"
+    return {
+        "sandbox": lambda: http_ok(f"http://127.0.0.1:{SANDBOX_PORT}/__sandbox/health"),
+        "web": lambda: http_ok(f"http://127.0.0.1:{WEB_PORT}/health"),
+        "worker": lambda: (ready_dir / "worker").exists(),
+        "beat": lambda: (ready_dir / "beat").exists(),
+    }
+
+
+def first_exited(children: dict[str, Child]) -> Child | None:
+    return next((child for child in children.values() if child.proc.poll() is not None), None)
+
+
+def wait_until_ready(children: dict[str, Child], stop: threading.Event) -> Child | None:
+    """Wait until every process answers; return the child that exited first if one did (None when all are ready).
+
+    Raises TimeoutError when the stack is not ready in READY_TIMEOUT_S.
+    """
+    pending = readiness_probes()
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while pending and not stop.is_set():
+        dead = first_exited(children)
+        if dead is not None:
+            return dead
+        pending = {name: probe for name, probe in pending.items() if not probe()}
+        if time.monotonic() > deadline:
+            raise TimeoutError(", ".join(pending))
+        time.sleep(0.3)
+    return None
+
+
+def report_exit(child: Child) -> None:
+    print(
+        f"\n{child.name} exited with {child.proc.returncode}; stopping the rest. Its last lines "
+        f"(all of it in {display(child.log_path)}):\n{child.last_lines()}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def ready_banner(redis_source: str, login: str, database: str) -> str:
+    """The block printed once every process answers: where things are, how to connect, how to stop."""
+    url = f"http://127.0.0.1:{WEB_PORT}/mcp"
+    web = f"http://127.0.0.1:{WEB_PORT}"
+    rule = "=" * 100
+    return f"""
+{rule}
+JobNimbus MCP server is READY: sandbox, web, worker and beat all answer.
+  MCP endpoint       {url}
+  API key            {SANDBOX_KEY}   (the sandbox's admin key; instance: {INSTANCE})
+  Staff login        {web}/admin/   {login}
+  Cache dashboard    {web}/staff/cache-dashboard
+  Sandbox JobNimbus  http://127.0.0.1:{SANDBOX_PORT}/api1
+  Redis              {redis_source}
+  Database           {database}
+  Logs               {display(RUN_DIR / "logs")}/  (the console shows warnings and errors only)
+
+Connect an MCP client:
+  Claude Code:    claude mcp add --transport http --header "X-JobNimbus-Api-Key: {SANDBOX_KEY}" \\
+                    --header "X-JobNimbus-Instance: {INSTANCE}" jobnimbus {url}
+  Any client:     POST {url} with the headers X-JobNimbus-Api-Key and X-JobNimbus-Instance
+                  (more clients in docs/mcp-clients.md)
+Management commands against this stack (another terminal): make manage ARGS="warm_cache"
+Stop everything: press Ctrl-C.
+{rule}
+"""
+
+
+def database_label(env: dict[str, str]) -> str:
+    url = env.get("DATABASE_URL", "")
+    if not url:
+        return "SQLite db.sqlite3"
+    return f"{urlparse(url).scheme} (DATABASE_URL)"
+
+
+# --- Supervisor ----------------------------------------------------------------------------------------------------
+def supervise(children: dict[str, Child], banner: str) -> int:
+    """Wait for readiness, then until a process exits or Ctrl-C/SIGTERM arrives; stop everything; return a code."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    code = 0
+    try:
+        dead = wait_until_ready(children, stop)
+        if dead is None and not stop.is_set():
+            print(banner, flush=True)
+        while dead is None and not stop.is_set():
+            dead = first_exited(children)
+            stop.wait(0.5)
+        if dead is not None:
+            report_exit(dead)
+            code = dead.proc.returncode or 1
+    except TimeoutError as exc:
+        print(f"\nnot ready after {READY_TIMEOUT_S:.0f} s: {exc} did not answer; stopping.", file=sys.stderr)
+        for child in children.values():
+            print(child.last_lines(), file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        pass
+    print("stopping ...", flush=True)
+    stop_children(children.values())
+    print("stopped.", flush=True)
     return code
 
 
-def main() -> int:
+def run() -> int:
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
     redis_url, redis_source = choose_redis()
     env = stack_environment(redis_url, secrets.token_urlsafe(24))
+    print(f"Starting the JobNimbus MCP server (Redis: {redis_source}) ...", flush=True)
     login = prepare_database(env)
-    print_banner(redis_source, login)
-    with tempfile.TemporaryDirectory(prefix="jobnimbus-mcp-run-") as run_dir:
-        return supervise(process_commands(env, Path(run_dir)), env)
+    env_file = save_environment(env)
+    clear_ready_markers()
+    try:
+        with tempfile.TemporaryDirectory(prefix="jobnimbus-mcp-run-") as scratch:
+            children = start_children(process_commands(env, Path(scratch)), env)
+            return supervise(children, ready_banner(redis_source, login, database_label(env)))
+    finally:
+        env_file.unlink(missing_ok=True)
+        clear_ready_markers()
+
+
+def clear_ready_markers() -> None:
+    for marker in (RUN_DIR / "ready").glob("*"):
+        marker.unlink(missing_ok=True)
+
+
+# --- make manage ---------------------------------------------------------------------------------------------------
+def read_saved_environment(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        name, _, quoted = line.partition("=")
+        values[name] = " ".join(shlex.split(quoted))
+    return values
+
+
+def manage(args: list[str]) -> int:
+    """Run `manage.py ARGS` with the environment of the running `make run` (its Redis, database and sandbox)."""
+    path = RUN_DIR / "env"
+    if not path.exists():
+        print(
+            "make run is not running here: start it first (management commands act on its Redis, database and "
+            "sandbox).",
+            file=sys.stderr,
+        )
+        return 2
+    env = {**os.environ, **read_saved_environment(path)}
+    return subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=False).returncode
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["manage"]:
+        return manage(argv[1:])
+    return run()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -43,7 +44,12 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=1, help="data generator seed")
         parser.add_argument("--scale", type=positive_float, default=1.0, help="multiply the record counts")
         parser.add_argument("--webhook-url", default=None, help="POST automation webhooks here on every change")
-        parser.add_argument("--webhook-token", default=None, help="sent in the X-Webhook-Token header")
+        parser.add_argument(
+            "--webhook-token",
+            # From the environment by preference: a command line is visible to every user of the machine.
+            default=os.environ.get("SANDBOX_WEBHOOK_TOKEN") or None,
+            help="sent in the X-Webhook-Token header (default: $SANDBOX_WEBHOOK_TOKEN)",
+        )
         parser.add_argument("--quiet", action="store_true", help="do not log each request")
 
     def handle(self, *args: Any, **options: Any) -> None:
