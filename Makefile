@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEST_ENV := DJANGO_SECRET_KEY=test-only-secret DJANGO_DEBUG=false LOG_FORMAT=text
 
-.PHONY: run test lint format bench setup setup-dev clean
+.PHONY: run manage test lint format bench setup setup-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ setup-dev: $(VENV)/.dev
 
 run: setup
 	$(BIN)/python scripts/run_local.py
+
+# A management command against the running `make run` (its Redis, database and sandbox): make manage ARGS="..."
+manage: setup
+	$(BIN)/python scripts/run_local.py manage $(ARGS)
 
 test: setup-dev
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)

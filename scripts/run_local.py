@@ -38,7 +38,8 @@ SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8090"))
 RUN_DIR = Path(os.environ.get("RUN_DIR", str(ROOT / ".venv" / "run"))).resolve()
 INSTANCE = "demo"
 SANDBOX_KEY = "sandboxadminkey0001"
-NAMESPACE = "jobnimbus-mcp-local:"
+# Every Redis key and channel of the stack starts with this (CACHE_KEY_NAMESPACE overrides it).
+NAMESPACE = os.environ.get("CACHE_KEY_NAMESPACE") or "jobnimbus-mcp-local:"
 READY_TIMEOUT_S = float(os.environ.get("RUN_READY_TIMEOUT_S", "180"))
 LOG_TAIL_LINES = 30
 # Variables `make manage` copies from the running stack (what a management command needs to reach the same
@@ -86,7 +87,7 @@ def choose_redis() -> tuple[str, str]:
     """Return the Redis URL to use and a phrase saying which Redis it is."""
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     if redis_answers(url):
-        return url, f"{url} (keys under {NAMESPACE!r})"
+        return url, f"{url}, keys under {NAMESPACE!r}"
     return start_embedded_redis(), f"embedded Redis stand-in (fakeredis; no Redis answered at {url})"
 
 
@@ -96,7 +97,7 @@ def stack_environment(redis_url: str, webhook_secret: str) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DJANGO_DEBUG", "true")
     env.setdefault("LOG_FORMAT", "text")
-    env.setdefault("CACHE_KEY_NAMESPACE", NAMESPACE)
+    env["CACHE_KEY_NAMESPACE"] = NAMESPACE
     env.setdefault("JOBNIMBUS_INSTANCES", INSTANCE)
     env.setdefault("JOBNIMBUS_BASE_URL", f"http://127.0.0.1:{SANDBOX_PORT}/api1")
     env.setdefault(f"JOBNIMBUS_API_KEY_{INSTANCE.upper()}", SANDBOX_KEY)
@@ -246,11 +247,17 @@ def start_children(commands: dict[str, list[str]], env: dict[str, str]) -> dict[
 
 
 def stop_children(children: Iterable[Child]) -> None:
-    """Stop every process the graceful way, with SIGTERM to its whole group; SIGKILL what outlives 10 s.
+    """Stop the stack's own processes first and the sandbox last (a poll in flight would log its absence)."""
+    children = list(children)
+    stop_group([child.proc for child in children if child.name != "sandbox"])
+    stop_group([child.proc for child in children if child.name == "sandbox"])
+
+
+def stop_group(procs: list[subprocess.Popen[str]]) -> None:
+    """Stop processes the graceful way, with SIGTERM to each one's whole group; SIGKILL what outlives 10 s.
 
     gunicorn's threaded workers can deadlock on a SIGINT that lands mid-request, hence SIGTERM.
     """
-    procs = [child.proc for child in children]
     for proc in procs:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -332,8 +339,8 @@ JobNimbus MCP server is READY: sandbox, web, worker and beat all answer.
   Logs               {display(RUN_DIR / "logs")}/  (the console shows warnings and errors only)
 
 Connect an MCP client:
-  Claude Code:    claude mcp add --transport http --header "X-JobNimbus-Api-Key: {SANDBOX_KEY}" \\
-                    --header "X-JobNimbus-Instance: {INSTANCE}" jobnimbus {url}
+  Claude Code:    claude mcp add --transport http jobnimbus {url} \\
+                    --header "X-JobNimbus-Api-Key: {SANDBOX_KEY}" --header "X-JobNimbus-Instance: {INSTANCE}"
   Any client:     POST {url} with the headers X-JobNimbus-Api-Key and X-JobNimbus-Instance
                   (more clients in docs/mcp-clients.md)
 Management commands against this stack (another terminal): make manage ARGS="warm_cache"
