@@ -1,6 +1,6 @@
 """The JobNimbus automation webhook receiver: authenticate, parse, store, answer 202, apply through Celery.
 
-JobNimbus signs nothing and lets the user write the body (see jobnimbus-api.md), so a delivery is authenticated by
+JobNimbus signs nothing and lets the user write the body of an automation's webhook, so a delivery is authenticated by
 the instance's shared secret in a custom header or the URL, or by an HMAC signature when a signing proxy sits in
 front; and the body may be the small documented form or a whole record.
 """

@@ -1,6 +1,6 @@
 """The sandbox WSGI app: JobNimbus's API under /api1 and the control API under /__sandbox/.
 
-Choices where JobNimbus is silent or unknown (see /work/shared/jobnimbus-api.md):
+Choices where what is known of JobNimbus is silent or unsure:
 - Lists return active records only unless the filter has a clause on `is_active` (then that clause decides, so
   `{"must":[{"term":{"is_active":false}}]}` lists deleted records). GET by id returns deleted records too.
 - A missing required field or an unknown workflow/status answers 400 with `{"message": ...}` naming it (JobNimbus

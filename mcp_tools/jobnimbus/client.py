@@ -26,7 +26,7 @@ from mcp_tools.jobnimbus.filters import to_query_param
 from mcp_tools.jobnimbus.resources import ACCOUNT_ENDPOINTS, Resource, envelope_keys, get_resource
 from mcp_tools.jobnimbus.transport import Clock, Transport
 
-# JobNimbus keys are 16 lowercase alphanumerics in every sample; accept what shared/jobnimbus-api.md allows.
+# JobNimbus keys are 16 lowercase alphanumerics in every sample; accept the wider alphabet the API documentation allows.
 # Checking here also keeps a key with a newline out of the header, where requests would echo it in its error.
 _API_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 SortDirection = Literal["asc", "desc"]

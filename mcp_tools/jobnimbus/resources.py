@@ -2,7 +2,7 @@
 
 Paths are relative to the API base (`settings.JOBNIMBUS_BASE_URL`, `.../api1`). `None` means JobNimbus
 has no such endpoint for the resource, and the client refuses the operation without calling upstream.
-Facts from `shared/jobnimbus-api.md`.
+Facts from what is known of the public JobNimbus API (paths, envelopes, filters).
 """
 
 from __future__ import annotations
