@@ -13,6 +13,7 @@ removed when the stack stops), `admin-password`, and `logs/<process>.log`. Ctrl-
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import secrets
 import shlex
@@ -38,8 +39,10 @@ SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8090"))
 RUN_DIR = Path(os.environ.get("RUN_DIR", str(ROOT / ".venv" / "run"))).resolve()
 INSTANCE = "demo"
 SANDBOX_KEY = "sandboxadminkey0001"
-# Every Redis key and channel of the stack starts with this (CACHE_KEY_NAMESPACE overrides it).
-NAMESPACE = os.environ.get("CACHE_KEY_NAMESPACE") or "jobnimbus-mcp-local:"
+# Every Redis key and channel of the stack starts with this (CACHE_KEY_NAMESPACE overrides it). It names the checkout
+# and port, so two checkouts' stacks on one Redis never share a key, while a restart finds its own cache and history.
+_CHECKOUT_ID = hashlib.sha256(f"{ROOT}:{WEB_PORT}".encode()).hexdigest()[:8]
+NAMESPACE = os.environ.get("CACHE_KEY_NAMESPACE") or f"jobnimbus-mcp-local-{_CHECKOUT_ID}:"
 READY_TIMEOUT_S = float(os.environ.get("RUN_READY_TIMEOUT_S", "180"))
 LOG_TAIL_LINES = 30
 # Variables `make manage` copies from the running stack (what a management command needs to reach the same
@@ -138,20 +141,31 @@ def process_commands(env: dict[str, str], scratch: Path) -> dict[str, list[str]]
     }
 
 
+class SetupFailed(Exception):
+    """A set-up step failed; the message says which and shows its output."""
+
+
+def run_setup_step(what: str, cmd: list[str], env: dict[str, str]) -> str:
+    """Run one set-up command; return its output, or raise SetupFailed with its last lines."""
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-LOG_TAIL_LINES:])
+        raise SetupFailed(f"{what} failed (exit {result.returncode}):\n{tail}")
+    return result.stdout
+
+
 def prepare_database(env: dict[str, str]) -> str:
     """Migrate, and create a staff login `admin` with a fresh password the first time; return the login hint."""
-    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    run_setup_step("migrating the database", [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], env)
     password = secrets.token_urlsafe(12)
     script = (
         "from django.contrib.auth import get_user_model; User = get_user_model()\n"
         "if not User.objects.filter(username='admin').exists():\n"
         f"    User.objects.create_superuser('admin', 'admin@example.com', '{password}'); print('created')\n"
     )
-    result = subprocess.run(
-        [PYTHON, "manage.py", "shell", "-c", script], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-    )
+    created = run_setup_step("creating the staff login", [PYTHON, "manage.py", "shell", "-c", script], env)
     marker = RUN_DIR / "admin-password"
-    if "created" in result.stdout:
+    if "created" in created:
         write_private(marker, password)
     if marker.exists():
         return f"admin / {marker.read_text().strip()}   (kept in {display(marker)})"
@@ -390,7 +404,11 @@ def run() -> int:
     redis_url, redis_source = choose_redis()
     env = stack_environment(redis_url, secrets.token_urlsafe(24))
     print(f"Starting the JobNimbus MCP server (Redis: {redis_source}) ...", flush=True)
-    login = prepare_database(env)
+    try:
+        login = prepare_database(env)
+    except SetupFailed as exc:
+        print(f"make run could not start: {exc}", file=sys.stderr)
+        return 1
     env_file = save_environment(env)
     clear_ready_markers()
     try:

@@ -20,7 +20,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "webhook-secret-that-must-not-be-listed"
-NAMESPACE = "jobnimbus-mcp-local:"
+NAMESPACE = "jobnimbus-mcp-local-"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -137,7 +137,8 @@ def test_keys_stay_in_the_namespace_and_the_secret_is_not_listed(stack: Stack) -
     raw.close()
     assert any(":jn:v1:" in key for key in keys), keys  # a cache entry ...
     assert any("_kombu" in key for key in keys), keys  # ... and Celery's broker keys, all under the namespace
-    assert [key for key in keys if not key.startswith(NAMESPACE)] == []
+    assert saved["CACHE_KEY_NAMESPACE"].startswith(NAMESPACE)
+    assert [key for key in keys if not key.startswith(saved["CACHE_KEY_NAMESPACE"])] == []
 
     assert SECRET not in (stack.run_dir / "env").read_text()
     assert [line for line in _command_lines() if SECRET in line] == []
