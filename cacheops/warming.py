@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 Warmer = Callable[[str, str, str, dict[str, Any]], bool]
 # Scan at most this many popular keys per run to find `limit` that need warming.
 SCAN_FACTOR = 4
+# Reads are counted per UTC day (cacheops.history.day_key). A run ranks today's and yesterday's counts together:
+# today's alone would be all but empty just after midnight UTC, forgetting the keys read a minute before.
+POPULAR_DAYS = 2
 
 
 @dataclass(frozen=True)
@@ -79,11 +83,20 @@ def _need(key: str, policy_name: str | None) -> str | None:
     return "expiring" if age_s >= policy.fresh_s else None
 
 
+def popular_keys(now: float, limit: int) -> list[str]:
+    """Return the `limit` most-read `tool|key` members of the UTC day of `now` and the day before, most read first."""
+    counts: dict[str, int] = defaultdict(int)
+    for day in range(POPULAR_DAYS):
+        for member, reads in history.top_keys(now - day * 86400, limit):
+            counts[member] += reads
+    return [member for member, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
 def candidates(now: float, scan: int) -> Iterator[Candidate | None]:
     """Yield, most-read first, the popular keys of the server-held tenants that need warming (None: no key)."""
     keys = server_keys()
     tenants = {instance: tenant_id(api_key) for instance, api_key in keys.items()}
-    for member, _reads in history.top_keys(now, scan):
+    for member in popular_keys(now, scan):
         recipe = history.recipe(member)
         if recipe is None or tenants.get(recipe["instance"]) != recipe["tenant"]:
             yield None

@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.celery",
     "tests.fixtures.catalog",
     "tests.fixtures.browser",
+    "tests.fixtures.clock",
 ]

@@ -1,4 +1,8 @@
-"""Staff JSON endpoints and the dashboard page: figures, periods, analytics, alerts, actions; non-staff refused."""
+"""Staff JSON endpoints and the dashboard page: figures, periods, analytics, alerts, actions; non-staff refused.
+
+The tests of figures, trends, top queries, recommendations and alerts run at each instant of `moved_clock`, with the
+traffic recorded ten minutes before it: at the boundary instants that is the UTC day (month, year) before.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from django.utils import timezone
 from cacheops import history
 from dashboard import rollup
 from dashboard.models import Alert, AlertState, TtlPolicy
+from tests.fixtures.clock import Clock
 
 pytestmark = pytest.mark.django_db
 
@@ -27,22 +32,32 @@ PATHS = [
 ]
 
 
-@pytest.fixture
-def staff(hist_redis: redis.Redis, client: Client, monkeypatch: pytest.MonkeyPatch) -> Client:
-    user = User.objects.create_user("ops", password="pw", is_staff=True)
-    client.force_login(user)
+def _log_in_staff(client: Client) -> Client:
+    # No password: force_login needs none, and hashing one costs a third of a second per test.
+    client.force_login(User.objects.create_user("ops", is_staff=True))
     return client
 
 
-def _traffic(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = timezone.now().timestamp()
-    monkeypatch.setattr(history, "clock", lambda: now - 120)
-    for _ in range(8):
-        history.record_read("get_contacts", "contacts", "hit_l2", 0.002, key="k1")
-    history.record_read("get_contacts", "contacts", "miss", 0.3, key="k2")
-    history.record_read("get_contacts", "contacts", "hit_l1", 0.00005, key="k1")
-    history.record_upstream("get_contacts", "ok")
-    rollup.rollup_recent(now)
+@pytest.fixture
+def staff(hist_redis: redis.Redis, client: Client) -> Client:
+    return _log_in_staff(client)
+
+
+@pytest.fixture
+def staff_on_clock(moved_clock: Clock, hist_redis: redis.Redis, client: Client) -> Client:
+    """`staff` logged in after the clock moved: a session opened on the real clock has expired a year ahead."""
+    return _log_in_staff(client)
+
+
+def _traffic(clock: Clock) -> None:
+    """Record ten reads and one JobNimbus call ten minutes ago, then roll them up now (as the beat task does)."""
+    with clock.at(clock.now - timedelta(minutes=10)):
+        for _ in range(8):
+            history.record_read("get_contacts", "contacts", "hit_l2", 0.002, key="k1")
+        history.record_read("get_contacts", "contacts", "miss", 0.3, key="k2")
+        history.record_read("get_contacts", "contacts", "hit_l1", 0.00005, key="k1")
+        history.record_upstream("get_contacts", "ok")
+    rollup.rollup_recent()
 
 
 def _alert(**kw: Any) -> Alert:
@@ -72,9 +87,9 @@ def test_non_staff_cannot_open_the_page(client: Client) -> None:
     assert "/admin/login/" in response["Location"]
 
 
-def test_dashboard_figures(staff: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    _traffic(monkeypatch)
-    body = staff.get("/cache/dashboard").json()
+def test_dashboard_figures(staff_on_clock: Client, moved_clock: Clock) -> None:
+    _traffic(moved_clock)
+    body = staff_on_clock.get("/cache/dashboard").json()
     t = body["totals"]
     assert (t["requests"], t["hits_by_tier"], t["miss"]) == (10, {"l1": 1, "l2": 8}, 1)
     assert t["hit_rate"] == 0.9
@@ -88,14 +103,13 @@ def test_dashboard_figures(staff: Client, monkeypatch: pytest.MonkeyPatch) -> No
     assert body["breakers"]["redis"] == "CLOSED"
 
 
-def test_trends_top_queries_performance(staff: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    _traffic(monkeypatch)
-    points = staff.get("/cache/trends?period=24h").json()["points"]
+def test_trends_top_queries_performance(staff_on_clock: Client, moved_clock: Clock) -> None:
+    _traffic(moved_clock)
+    points = staff_on_clock.get("/cache/trends?period=24h").json()["points"]
     assert sum(p["requests"] for p in points) == 10
-    monkeypatch.setattr(history, "clock", lambda: timezone.now().timestamp())
-    top = staff.get("/cache/analytics/top-queries?limit=1").json()["queries"]
+    top = staff_on_clock.get("/cache/analytics/top-queries?limit=1").json()["queries"]
     assert top == [{"tool": "get_contacts", "key": "k1", "reads": 9}]
-    perf = staff.get("/cache/analytics/performance?period=7d").json()
+    perf = staff_on_clock.get("/cache/analytics/performance?period=7d").json()
     assert perf["jobnimbus_calls_avoided"] == 9
     assert perf["time_saved_s"] > 0
     assert perf["tools"][0]["uncached_avg_ms"] == 300.0
@@ -115,24 +129,24 @@ def test_bad_parameters_are_400_naming_the_field(staff: Client, path: str, field
     assert field in response.json()
 
 
-def test_recommendations_and_optimize(staff: Client) -> None:
-    body = staff.get("/cache/analytics/recommendations").json()
+def test_recommendations_and_optimize(staff_on_clock: Client) -> None:
+    body = staff_on_clock.get("/cache/analytics/recommendations").json()
     assert {r["policy"] for r in body["ttl"]} >= {"contacts", "tasks"}
     assert all(r["action"] in {"up", "down", "keep"} for r in body["ttl"])
     TtlPolicy.objects.filter(policy="tasks").update(pinned=True)
-    decisions = staff.post("/cache/optimize").json()["decisions"]
+    decisions = staff_on_clock.post("/cache/optimize").json()["decisions"]
     assert "tasks" not in {d["policy"] for d in decisions}
 
 
-def test_alerts_list_and_acknowledge(staff: Client) -> None:
+def test_alerts_list_and_acknowledge(staff_on_clock: Client) -> None:
     alert = _alert()
     _alert(rule="redis_memory", state=AlertState.RESOLVED, resolved_at=timezone.now() - timedelta(minutes=1))
-    assert [a["rule"] for a in staff.get("/cache/alerts?state=open").json()["alerts"]] == ["low_hit_rate"]
-    response = staff.post(f"/cache/alerts/{alert.pk}/acknowledge")
+    assert [a["rule"] for a in staff_on_clock.get("/cache/alerts?state=open").json()["alerts"]] == ["low_hit_rate"]
+    response = staff_on_clock.post(f"/cache/alerts/{alert.pk}/acknowledge")
     assert response.status_code == 200
     assert (response.json()["state"], response.json()["acknowledged_by"]) == ("acknowledged", "ops")
-    assert staff.post(f"/cache/alerts/{alert.pk}/acknowledge").status_code == 409
-    assert staff.post("/cache/alerts/999999/acknowledge").status_code == 404
+    assert staff_on_clock.post(f"/cache/alerts/{alert.pk}/acknowledge").status_code == 409
+    assert staff_on_clock.post("/cache/alerts/999999/acknowledge").status_code == 404
 
 
 def test_warming_endpoint_reports_the_run(staff: Client, settings: Any) -> None:
@@ -143,16 +157,16 @@ def test_warming_endpoint_reports_the_run(staff: Client, settings: Any) -> None:
     assert staff.post("/cache/warming", data={"limit": -1}, content_type="application/json").status_code == 400
 
 
-def test_page_and_svg_chart(staff: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    _traffic(monkeypatch)
-    page = staff.get("/staff/cache-dashboard")
+def test_page_and_svg_chart(staff_on_clock: Client, moved_clock: Clock) -> None:
+    _traffic(moved_clock)
+    page = staff_on_clock.get("/staff/cache-dashboard")
     assert page.status_code == 200
     assert b"get_contacts" in page.content
     assert b"dashboard/dashboard.js" in page.content
-    svg = staff.get("/staff/cache-dashboard/chart.svg?metric=requests&period=24h")
+    svg = staff_on_clock.get("/staff/cache-dashboard/chart.svg?metric=requests&period=24h")
     assert svg["Content-Type"] == "image/svg+xml"
     assert b"<polyline" in svg.content or b"<circle" in svg.content
-    assert staff.get("/staff/cache-dashboard/chart.svg?metric=nope").status_code == 400
+    assert staff_on_clock.get("/staff/cache-dashboard/chart.svg?metric=nope").status_code == 400
 
 
 def test_health_still_answers(client: Client) -> None:

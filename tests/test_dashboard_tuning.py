@@ -1,29 +1,34 @@
-"""TTL tuner decisions on synthetic histories: shorten, lengthen, keep, bounds, pin, dry run, and the TTL in force."""
+"""TTL tuner decisions on synthetic histories: shorten, lengthen, keep, bounds, pin, dry run, and the TTL in force.
+
+Every test runs at each instant of `moved_clock`; the history is built in the hour before it and the tuner runs at
+it (on the clock the code reads, as the beat task and the command do). At the boundary instants the tuner's 24-hour
+window and the history in it span the end of a month (or a year).
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import timedelta
 from io import StringIO
 from typing import Any
 
 import pytest
 import redis
 from django.core.management import call_command
+from django.utils import timezone
 
 from cacheops import tuning
 from cacheops.models import InvalidationEvent
 from cacheops.policies import effective_ttl
 from dashboard import ttl
 from dashboard.models import Dimension, MinuteStat, TtlChange, TtlPolicy
-from tests.fixtures.browser import T0
+from tests.fixtures.clock import Clock
 
 pytestmark = pytest.mark.django_db
 
-NOW = datetime.fromtimestamp(T0, UTC)
-
 
 @pytest.fixture(autouse=True)
-def _tuned(hist_redis: redis.Redis, settings: Any) -> Any:
+def _tuned(hist_redis: redis.Redis, settings: Any, moved_clock: Clock) -> Iterator[None]:
     settings.DASHBOARD = {"TUNER_WINDOW_H": 24, "TUNER_MIN_REQUESTS": 50}
     tuning.forget()
     yield
@@ -32,7 +37,7 @@ def _tuned(hist_redis: redis.Redis, settings: Any) -> Any:
 
 def _reads(policy: str, requests: int, miss: int = 0, stale: int = 0) -> None:
     MinuteStat.objects.create(
-        minute=NOW - timedelta(hours=1),
+        minute=timezone.now() - timedelta(hours=1),  # the clock is frozen: "now" is the test's instant
         dimension=Dimension.POLICY,
         name=policy,
         requests=requests,
@@ -43,14 +48,15 @@ def _reads(policy: str, requests: int, miss: int = 0, stale: int = 0) -> None:
 
 
 def _changes(entity: str, n: int) -> None:
+    received = timezone.now() - timedelta(minutes=15)  # at the boundary instants: the month (year) before
     InvalidationEvent.objects.bulk_create(
-        InvalidationEvent(instance="demo", entity=entity, event="updated", source="webhook", received=NOW)
+        InvalidationEvent(instance="demo", entity=entity, event="updated", source="webhook", received=received)
         for _ in range(n)
     )
 
 
 def _decision(policy: str) -> tuning.Decision:
-    return next(d for d in ttl.plan(NOW) if d.policy == policy)
+    return next(d for d in ttl.plan() if d.policy == policy)
 
 
 def test_frequent_changes_shorten_the_ttl() -> None:
@@ -104,12 +110,12 @@ def test_tune_records_evidence_and_the_engine_uses_the_new_ttl() -> None:
     _reads("tasks", 500)
     _changes("task", 24 * 12)
     assert effective_ttl("tasks") == 600
-    ttl.tune(NOW)
+    ttl.tune()
     change = TtlChange.objects.get()
     assert (change.policy.policy, change.old_ttl_s, change.new_ttl_s) == ("tasks", 600, 300)
     assert change.evidence["changes_per_ttl"] == 2.0
     assert TtlPolicy.objects.get(policy="tasks").ttl_s == 300
     tuning.forget()
     assert effective_ttl("tasks") == 300
-    ttl.tune(NOW)  # rerun: 300 s with 12 changes an hour is 1 change per TTL, still too many -> 150
+    ttl.tune()  # rerun: 300 s with 12 changes an hour is 1 change per TTL, still too many -> 150
     assert TtlPolicy.objects.get(policy="tasks").ttl_s == 150

@@ -1,4 +1,8 @@
-"""Staff endpoints: GET /cache/invalidations (filters, pagination) and /cache/invalidations/stats."""
+"""Staff endpoints: GET /cache/invalidations (filters, pagination) and /cache/invalidations/stats.
+
+The hourly stats run at each instant of `moved_clock`: at the boundary instants their hours are on both sides of
+the end of a month (or a year).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from cacheops.models import InvalidationEvent
+from tests.fixtures.clock import Clock
 
 pytestmark = pytest.mark.django_db
 
@@ -22,6 +27,13 @@ def _event(entity: str = "job", source: str = "webhook", instance: str = "acme",
 
 @pytest.fixture
 def staff(client: Client) -> Client:
+    client.force_login(User.objects.create(username="owner", is_staff=True))
+    return client
+
+
+@pytest.fixture
+def staff_on_clock(moved_clock: Clock, client: Client) -> Client:
+    """`staff` logged in after the clock moved: a session opened on the real clock has expired a year ahead."""
     client.force_login(User.objects.create(username="owner", is_staff=True))
     return client
 
@@ -60,13 +72,13 @@ def test_history_refuses_an_unknown_source(staff: Client) -> None:
     assert "source" in response.json()
 
 
-def test_stats_per_entity_and_hour_with_latency_percentiles(staff: Client) -> None:
-    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+def test_stats_per_entity_and_hour_with_latency_percentiles(staff_on_clock: Client) -> None:
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)  # the clock is frozen: the view's hour too
     for ms in (10, 20, 30, 40, 1000):
         _event("job", received=hour, applied=hour + timedelta(milliseconds=ms), keys_dropped=2)
     _event("job", received=hour)  # not applied yet
     _event("task", received=hour - timedelta(hours=1), applied=hour - timedelta(minutes=59), keys_dropped=1)
-    buckets = staff.get("/cache/invalidations/stats", {"hours": 3}).json()["buckets"]
+    buckets = staff_on_clock.get("/cache/invalidations/stats", {"hours": 3}).json()["buckets"]
     job = next(b for b in buckets if b["entity"] == "job")
     assert (job["events"], job["unapplied"], job["keys_dropped"]) == (6, 1, 10)
     assert (job["latency_ms_p50"], job["latency_ms_p99"]) == (30.0, 1000.0)

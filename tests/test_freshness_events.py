@@ -1,4 +1,8 @@
-"""Stored change events: claiming (one worker applies), failures kept for retry, the sweep, manual invalidation."""
+"""Stored change events: claiming (one worker applies), failures kept for retry, the sweep, manual invalidation.
+
+The tests of the claim lease, the sweep and pruning run at each instant of `moved_clock`: at the boundary instants
+the events' ages (a minute, two minutes, forty days) reach back into the month, or the year, before.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ def test_an_event_is_claimed_exactly_once() -> None:
     assert claim_event(event.pk) is False  # a second worker loses the conditional UPDATE
 
 
+@pytest.mark.usefixtures("moved_clock")
 def test_a_claim_whose_worker_vanished_can_be_taken_over_after_the_lease() -> None:
     event = _stored()
     assert claim_event(event.pk)
@@ -61,6 +66,7 @@ def test_a_failed_apply_keeps_the_event_unapplied_with_its_error(monkeypatch: py
     assert "redis is down" in stored.error
 
 
+@pytest.mark.usefixtures("moved_clock")
 def test_sweep_applies_old_unapplied_events_once_and_leaves_fresh_ones_to_their_task(tag_spy) -> None:
     old, fresh = _stored("OLD", age_s=60), _stored("NEW")
     assert sweep_unapplied() == 1
@@ -70,6 +76,7 @@ def test_sweep_applies_old_unapplied_events_once_and_leaves_fresh_ones_to_their_
     assert [tags for _, tags in tag_spy.calls] == [[list_tag("job"), record_tag("OLD"), record_tag("C1"), "rel:C1"]]
 
 
+@pytest.mark.usefixtures("moved_clock")
 def test_two_sweeps_racing_apply_each_event_once(tag_spy, monkeypatch: pytest.MonkeyPatch) -> None:
     _stored("A", age_s=60)
     _stored("B", age_s=60)
@@ -89,6 +96,7 @@ def test_two_sweeps_racing_apply_each_event_once(tag_spy, monkeypatch: pytest.Mo
     assert sorted(tags[1] for _, tags in tag_spy.calls) == [record_tag("A"), record_tag("B")]
 
 
+@pytest.mark.usefixtures("moved_clock")
 def test_sweep_gives_up_after_max_attempts(tag_spy) -> None:
     event = _stored(age_s=60)
     InvalidationEvent.objects.filter(pk=event.pk).update(attempts=10)
@@ -96,6 +104,7 @@ def test_sweep_gives_up_after_max_attempts(tag_spy) -> None:
     assert tag_spy.calls == []
 
 
+@pytest.mark.usefixtures("moved_clock")
 def test_replay_events_command_applies_everything_unapplied(tag_spy, capsys: pytest.CaptureFixture[str]) -> None:
     _stored("X")
     call_command("replay_events")
@@ -126,6 +135,7 @@ def test_invalidate_command_refuses_unknown_names(args: tuple[str, ...], says: s
     assert not InvalidationEvent.objects.exists()
 
 
+@pytest.mark.usefixtures("moved_clock")
 def test_prune_history_deletes_only_old_applied_events(tag_spy) -> None:
     old_applied, old_pending, recent = _stored("A", age_s=40 * 86400), _stored("B", age_s=40 * 86400), _stored("C")
     apply_event(old_applied.pk)

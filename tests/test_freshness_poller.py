@@ -1,4 +1,9 @@
-"""Change polling: paging, watermarks, deletions, failures; and against the sandbox with webhooks off."""
+"""Change polling: paging, watermarks, deletions, failures; and against the sandbox with webhooks off.
+
+The tests over the in-memory source run at each instant of `moved_clock` (`fake_source` asks for it): at the
+boundary instants the overlap behind now, the hour-old watermark and the records' times are in the month, or the
+year, before the poll.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from django.utils import timezone
 from cacheops.api import list_tag, record_tag, related_tag
 from cacheops.models import InvalidationEvent, PollWatermark
 from cacheops.poller import ChangedRecord, ChangePage, poll_all, poll_entity
+from tests.fixtures.clock import Clock
 from tests.fixtures.sandbox import SANDBOX_ADMIN_KEY, api, control
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +51,7 @@ def fake_factory(instance: str, api_key: str) -> FakeSource:
 
 
 @pytest.fixture
-def fake_source() -> Iterator[FakeSource]:
+def fake_source(moved_clock: Clock) -> Iterator[FakeSource]:
     source = FakeSource()
     FAKE["acme"] = source
     instances = {
@@ -59,6 +65,7 @@ def fake_source() -> Iterator[FakeSource]:
 
 
 def _now() -> int:
+    """Return the (travelled, frozen) clock's now in unix seconds, as JobNimbus stamps records."""
     return int(timezone.now().timestamp())
 
 

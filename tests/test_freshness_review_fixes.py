@@ -1,5 +1,9 @@
 """Freshness fixes from the review: parents looked up or dropped conservatively, Redis outages never exhaust an
-event's attempts, and a write's invalidation Redis refused is stored for the sweep."""
+event's attempts, and a write's invalidation Redis refused is stored for the sweep.
+
+The sweep tests run at each instant of `moved_clock`: at the boundary instants the sweep's age cut-off, and the
+events a minute old, are in the month (or the year) before.
+"""
 
 from __future__ import annotations
 
@@ -122,6 +126,7 @@ def test_the_jobnimbus_change_source_reads_one_records_parents() -> None:
 # --- 11: a Redis outage does not use up attempts ---------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("moved_clock")
 def test_a_redis_outage_longer_than_max_attempts_sweeps_leaves_the_event_retryable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -138,6 +143,7 @@ def test_a_redis_outage_longer_than_max_attempts_sweeps_leaves_the_event_retryab
     assert InvalidationEvent.objects.get(pk=event.pk).applied is not None
 
 
+@pytest.mark.usefixtures("moved_clock")
 def test_other_failures_still_use_up_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
     def bug(instance: str, tags: object) -> int:
         raise TypeError("a bug")
@@ -151,6 +157,7 @@ def test_other_failures_still_use_up_attempts(monkeypatch: pytest.MonkeyPatch) -
 # --- 10: a write's invalidation Redis refused is stored ---------------------------------------------------------
 
 
+@pytest.mark.usefixtures("moved_clock")
 def test_a_refused_invalidation_is_stored_and_the_sweep_applies_it(monkeypatch: pytest.MonkeyPatch) -> None:
     def down(instance: str, tags: object) -> int:
         raise CacheBackendError("redis is down")
