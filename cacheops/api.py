@@ -109,12 +109,16 @@ def invalidate_tags(instance: str, tags: Iterable[str]) -> int:
     return engine().invalidate(instance, tags)
 
 
-def guard_upstream(instance: str, call: Callable[[], Any]) -> Any:
+def guard_upstream(instance: str, call: Callable[[], Any], tenant: str | None = None) -> Any:
     """Run an upstream call (a write, or anything not cached) under the instance's JobNimbus breaker.
 
-    Raises UpstreamUnavailableError at once while the breaker is open.
+    Raises UpstreamUnavailableError at once while the breaker is open. With the caller's `tenant`, also raises
+    at once while JobNimbus's refusal of the key (KeyRefusedError) or its 429 back-off (KeyBackoffError) holds,
+    and remembers what the answer says about the key (see cacheops.callers).
     """
-    return engine().guarded_call(instance, "-", call)
+    if tenant:
+        engine().check_key(instance, tenant)
+    return engine().guarded_call(instance, "-", call, tenant=tenant)
 
 
 def apply_change(instance: str, entity: str, event: str, jnid: str | None, related: Sequence[str] = ()) -> int:

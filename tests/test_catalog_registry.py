@@ -187,7 +187,8 @@ def test_an_unknown_tool_raises_for_the_protocol_layer() -> None:
             ValidationError("rejected", upstream_message="name is required"),
             "JobNimbus rejected the request: name is required",
         ),
-        (RateLimitedError("429", retry_after_s=7), "JobNimbus is unavailable, retry in 7 s"),
+        # A 429 is about the caller's key, not JobNimbus's health: the message says so and names the wait.
+        (RateLimitedError("429", retry_after_s=7), "JobNimbus is rate limiting this API key, retry in 7 s"),
         (UnavailableError("503", retry_after_s=2.2), "JobNimbus is unavailable, retry in 3 s"),
         (UnavailableError("timeout"), "JobNimbus is unavailable, retry in 30 s"),
     ],

@@ -18,6 +18,9 @@ MAX_SIZE = 100
 VERBOSITIES = ("summary", "compact", "detailed", "raw")
 # JobNimbus ids (jnid) are short opaque strings; bound them so a pasted blob is refused early.
 JNID_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9_\-]+$"}
+# Quantities and amounts of money: finite (validation refuses inf and nan for every number) and at most a billion, so
+# the totals of an estimate's 200 items (quantity x price) stay finite and sendable (below 2e20).
+AMOUNT_MAX = 1_000_000_000
 # Arguments that only shape the answer: they never reach JobNimbus nor split cache entries.
 SHAPING_ARGS = ("verbosity", "fields")
 
@@ -29,6 +32,11 @@ class ArgumentError(ValueError):
 def jnid_schema(description: str) -> dict[str, Any]:
     """Return the schema of an argument holding a JobNimbus record id."""
     return {**JNID_SCHEMA, "description": description}
+
+
+def amount_schema(description: str) -> dict[str, Any]:
+    """Return the schema of a quantity or an amount of money: a finite number from 0 to AMOUNT_MAX."""
+    return {"type": "number", "minimum": 0, "maximum": AMOUNT_MAX, "description": description}
 
 
 def list_schema(

@@ -107,7 +107,7 @@ def _existing_external_ids(ctx: ToolContext, rows: list[Any]) -> set[str]:
         return set()
     api = client(ctx)
     page = guard_upstream(
-        ctx.instance, lambda: api.list("contacts", size=len(ids), filter=must(terms("external_id", ids)))
+        ctx.instance, lambda: api.list("contacts", size=len(ids), filter=must(terms("external_id", ids))), ctx.tenant
     )
     return {str(r.get("external_id")) for r in page.records}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp_tools.catalog.args import jnid_schema
+from mcp_tools.catalog.args import amount_schema, jnid_schema
 from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec
 from mcp_tools.catalog.declare import CREATE, DELETE, UPDATE, detail_tool, list_tool, object_schema, text, write_tool
 from mcp_tools.catalog.runtime import Args
@@ -15,9 +15,9 @@ ITEM_SCHEMA: dict[str, Any] = {
     "properties": {
         "name": text("Item name, e.g. 'Architectural Shingles'.", max_length=200, minLength=1),
         "description": text("Item description.", max_length=1000),
-        "quantity": {"type": "number", "minimum": 0},
-        "price": {"type": "number", "minimum": 0, "description": "Unit price."},
-        "cost": {"type": "number", "minimum": 0, "description": "Unit cost."},
+        "quantity": amount_schema("How many units."),
+        "price": amount_schema("Unit price."),
+        "cost": amount_schema("Unit cost."),
         "uom": text("Unit of measure, e.g. 'SQ'.", max_length=20),
         "jnid": jnid_schema("Product jnid, when the item comes from the catalog (get_products)."),
     },

@@ -15,13 +15,12 @@ from typing import Any
 from django.conf import settings
 from jsonschema import Draft202012Validator
 
-from cacheops.errors import UpstreamUnavailableError
+from cacheops.errors import UpstreamError
 from mcp_tools.catalog import account, activities, contacts, financial, jobs
 from mcp_tools.catalog.args import ArgumentError
 from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec, UnknownToolError
-from mcp_tools.catalog.failures import unavailable_message, upstream_message
+from mcp_tools.catalog.failures import upstream_message
 from mcp_tools.catalog.validation import first_error, validator_for
-from mcp_tools.jobnimbus.errors import JobNimbusError
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +67,8 @@ def call_tool(ctx: ToolContext, name: str, arguments: Mapping[str, Any] | None) 
         return spec.handler(ctx, with_defaults(spec.input_schema, args))
     except ArgumentError as exc:
         return error_result(str(exc))
-    except JobNimbusError as exc:
+    except UpstreamError as exc:  # JobNimbus's answers, and the calls the engine refused to make
         return error_result(upstream_message(exc), cache=_failed_read_meta(spec))
-    except UpstreamUnavailableError as exc:
-        return error_result(unavailable_message(getattr(exc, "retry_after_s", None)), cache=_failed_read_meta(spec))
     except Exception:
         # A bug, not the caller's fault: log it with the traceback, answer without one.
         logger.exception("tool %s crashed", name)

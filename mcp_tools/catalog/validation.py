@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,7 @@ from mcp_tools.memo import OwnedMemo
 
 _TYPE_NAMES = {
     "integer": "an integer",
-    "number": "a number",
+    "number": "a finite number",
     "string": "a string",
     "boolean": "true or false",
     "array": "a list",
@@ -23,15 +24,29 @@ _TYPE_NAMES = {
 }
 
 
+# The largest integer every JSON reader holds exactly (RFC 8259 §6); orjson, which hashes cache keys, stops at 2**64.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
 def _is_strict_integer(checker: Any, instance: Any) -> bool:
     # Draft 2020-12 counts 1.0 as an integer; the tools slice and page with these values, so only real ints pass.
-    return isinstance(instance, int) and not isinstance(instance, bool)
+    return isinstance(instance, int) and not isinstance(instance, bool) and abs(instance) <= MAX_SAFE_INTEGER
 
 
-# Draft 2020-12 with "integer" meaning a JSON number written without a fraction or exponent.
+def _is_sendable_number(checker: Any, instance: Any) -> bool:
+    # inf and nan are no JSON at all: requests refuses to encode them, so they must never get past validation.
+    if isinstance(instance, float):
+        return math.isfinite(instance)
+    return _is_strict_integer(checker, instance)
+
+
+# Draft 2020-12 with "integer" meaning a JSON number written without a fraction or exponent, and "number" (and
+# "integer") meaning one that can be sent on: finite, and an integer within MAX_SAFE_INTEGER.
 StrictValidator = validators.extend(
     Draft202012Validator,
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_strict_integer),
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _is_strict_integer, "number": _is_sendable_number}
+    ),
 )
 
 
@@ -58,6 +73,8 @@ def first_error(
     except TypeError:  # not JSON (never off the wire): judge it afresh
         return _judge(validator, instance, prefix)
     if len(text) > MAX_REMEMBERED_BYTES:  # big arguments (imports, notes) are rarely repeated; memory stays bounded
+        return _judge(validator, instance, prefix)
+    if b"null" in text:  # orjson writes inf and nan as null: such text names more than one instance
         return _judge(validator, instance, prefix)
     memo_key = (id(validator), prefix, text)  # the validator's id keeps validators apart; ownership keeps it honest
     known, verdict = _verdicts.lookup(memo_key, validator)
@@ -88,7 +105,7 @@ def describe(error: SchemaError, prefix: str = "") -> str:
         extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
         names = ", ".join(repr(_join(where, n)) for n in extra)
         return f"Unknown argument{'s' if len(extra) > 1 else ''} {names}; allowed: {', '.join(allowed)}"
-    return f"Argument {where or '(arguments)'!r} must be {_expected(schema)}, got {_shown(value)}"
+    return f"Argument {where or '(arguments)'!r} must be {_expected(schema)}, got {_shown(value)}{_why(kind, value)}"
 
 
 def _expected(schema: Mapping[str, Any]) -> str:
@@ -98,6 +115,13 @@ def _expected(schema: Mapping[str, Any]) -> str:
     types = schema.get("type", "a value")
     names = " or ".join(_TYPE_NAMES.get(t, t) for t in ([types] if isinstance(types, str) else types))
     return names + _bounds(schema)
+
+
+def _why(kind: str, value: Any) -> str:
+    """Return why a number of the right kind was still refused by its type: too big an integer to send exactly."""
+    if kind == "type" and isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
+        return f" (integers are sent only up to {MAX_SAFE_INTEGER} in size)"
+    return ""
 
 
 def _bounds(schema: Mapping[str, Any]) -> str:

@@ -20,7 +20,7 @@ import requests
 from django.conf import settings
 
 from mcp_tools.jobnimbus.config import ClientConfig
-from mcp_tools.jobnimbus.errors import AuthError, ValidationError
+from mcp_tools.jobnimbus.errors import MalformedKeyError, ValidationError
 from mcp_tools.jobnimbus.failures import Call, unexpected_error
 from mcp_tools.jobnimbus.filters import to_query_param
 from mcp_tools.jobnimbus.resources import ACCOUNT_ENDPOINTS, Resource, envelope_keys, get_resource
@@ -55,7 +55,7 @@ class JobNimbusClient:
         clock: Clock | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not _API_KEY_RE.match(api_key):
-            raise AuthError(
+            raise MalformedKeyError(
                 "The JobNimbus API key is malformed (expected 16-256 letters, digits, '_' or '-'): "
                 "check the key in X-JobNimbus-Api-Key"
             )

@@ -1,12 +1,19 @@
-"""Typed JobNimbus errors. Each message tells a user what to do; none carries the API key."""
+"""Typed JobNimbus errors. Each message tells a user what to do; none carries the API key.
+
+Each class states what it means for the cache engine through the attributes of `cacheops.errors.UpstreamError`
+(instance fault, reached JobNimbus, key refused, key backing off); the engine decides from those alone.
+"""
 
 from __future__ import annotations
 
-from cacheops.errors import UpstreamUnavailableError
+from cacheops.errors import UpstreamError, UpstreamUnavailableError
 
 
-class JobNimbusError(Exception):
-    """Base of every error the client raises. `status` is the HTTP status when there was one."""
+class JobNimbusError(UpstreamError):
+    """Base of every error the client raises. `status` is the HTTP status when there was one.
+
+    By default an answer about this caller's request: JobNimbus answered, so it is up.
+    """
 
     status: int | None = None
 
@@ -17,9 +24,16 @@ class JobNimbusError(Exception):
 
 
 class AuthError(JobNimbusError):
-    """JobNimbus refused the API key (401/403), or the key is malformed and was never sent."""
+    """JobNimbus refused the API key (401/403): the key is remembered as refused (see cacheops.callers)."""
 
     status = 401
+    refuses_key = True
+
+
+class MalformedKeyError(AuthError):
+    """The key is malformed and was never sent: refused here at no cost, so there is nothing to remember."""
+
+    reached_upstream = False
 
 
 class NotFoundError(JobNimbusError):
@@ -51,11 +65,25 @@ class ValidationError(JobNimbusError):
 class UnsupportedOperationError(ValidationError):
     """The caller asked for a resource or operation JobNimbus has no endpoint for; nothing was sent upstream."""
 
+    reached_upstream = False
+
+
+class UnsendableRequestError(ValidationError):
+    """The request could not be sent (its body is not JSON, e.g. a number out of range): the caller's fault alone."""
+
+    reached_upstream = False
+
 
 class RateLimitedError(JobNimbusError, UpstreamUnavailableError):
-    """JobNimbus answered 429. `retry_after_s` comes from Retry-After when present."""
+    """JobNimbus answered 429. `retry_after_s` comes from Retry-After when present.
+
+    JobNimbus rate limits per key, so this backs off that key only and never counts against the instance's breaker;
+    the caller's stale entries may still be served meanwhile (it stays an UpstreamUnavailableError).
+    """
 
     status = 429
+    instance_fault = False
+    backs_off_key = True
 
     def __init__(self, message: str, *, retry_after_s: float | None = None, status: int | None = None) -> None:
         JobNimbusError.__init__(self, message, status=status)
@@ -63,7 +91,9 @@ class RateLimitedError(JobNimbusError, UpstreamUnavailableError):
 
 
 class UnavailableError(JobNimbusError, UpstreamUnavailableError):
-    """JobNimbus could not be reached or answered 5xx, or the time budget ran out."""
+    """JobNimbus could not be reached or answered 5xx, or the time budget ran out: an instance fault."""
+
+    instance_fault = True
 
     def __init__(self, message: str, *, retry_after_s: float | None = None, status: int | None = None) -> None:
         JobNimbusError.__init__(self, message, status=status)

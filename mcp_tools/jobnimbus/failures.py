@@ -18,6 +18,7 @@ from mcp_tools.jobnimbus.errors import (
     NotFoundError,
     RateLimitedError,
     UnavailableError,
+    UnsendableRequestError,
     ValidationError,
 )
 from mcp_tools.jobnimbus.retry import parse_retry_after
@@ -83,7 +84,13 @@ def failure_for_response(call: Call, response: requests.Response, *, now: float)
 
 
 def failure_for_exception(call: Call, exc: requests.RequestException, *, read_timeout_s: float) -> Failure:
-    """Return the Failure a transport exception means; timeouts and dropped connections are transient."""
+    """Return the Failure a transport exception means; timeouts and dropped connections are transient.
+
+    A body requests cannot encode (inf, nan) never left this process: the caller's fault, never JobNimbus's.
+    """
+    if isinstance(exc, requests.exceptions.InvalidJSONError):
+        message = f"The request to {call.describe()} could not be sent: its body is not valid JSON ({exc})"
+        return Failure(UnsendableRequestError(message), "validation", transient=False)
     unsaved = "" if call.is_read else "; the change may or may not have been saved — check before repeating it"
     if isinstance(exc, requests.ConnectTimeout):
         message = f"JobNimbus could not be reached within the connect timeout{unsaved}"

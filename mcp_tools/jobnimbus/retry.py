@@ -21,20 +21,27 @@ def backoff_delay(retry_index: int, *, base_s: float, max_s: float, random: Call
     return max(0.0, min(ceiling, random() * ceiling))
 
 
+# The longest wait a Retry-After may ask for. The header is foreign text: 400 nines parse as inf (math.ceil of which
+# raises), 5000 exceed int()'s digit limit. No caller waits this long anyway: the breaker and the per-key back-off
+# cap what they honour (cacheops UPSTREAM_BREAKER MAX_OPEN_S, KEY_BACKOFF_MAX_S).
+MAX_RETRY_AFTER_S = 86_400.0
+
+
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
     """Return Retry-After as seconds from `now` (unix time), or None when absent or unreadable.
 
-    RFC 9110 §10.2.3 allows delay-seconds or an HTTP-date; a date in the past means "now" (0).
+    RFC 9110 §10.2.3 allows delay-seconds or an HTTP-date; a date in the past means "now" (0). The result is
+    always finite, from 0 to MAX_RETRY_AFTER_S.
     """
     if value is None or not value.strip():
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(text)
+    if text.isascii() and text.isdigit():  # str.isdigit alone accepts "²", which float() refuses
+        return MAX_RETRY_AFTER_S if len(text) > 9 else min(float(text), MAX_RETRY_AFTER_S)
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if when.tzinfo is None:  # "-0000" parses zone-less; an HTTP-date is GMT by definition
         when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
+    return min(max(0.0, when.timestamp() - now), MAX_RETRY_AFTER_S)

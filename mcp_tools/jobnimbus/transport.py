@@ -181,7 +181,8 @@ class Transport:
             )
         except requests.RequestException as exc:
             failure = failure_for_exception(call, exc, read_timeout_s=read_timeout)
-            self._record(call, failure.outcome, started, None)
+            if failure.error.reached_upstream:  # an unsendable body is no call JobNimbus saw
+                self._record(call, failure.outcome, started, None)
             return failure
         result = self._read(call, response)
         outcome = result.outcome if isinstance(result, Failure) else "ok"
