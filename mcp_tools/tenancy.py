@@ -9,10 +9,18 @@ Decisions:
   key is for the poller and warming only.
 - The tenant id is `cacheops.api.tenant_id(key)` (an HMAC), so the cache is partitioned by key and the key
   itself is never stored or logged.
+- The client address (for the per-address throttle budgets) is REMOTE_ADDR. Behind reverse proxies,
+  TRUSTED_PROXY_COUNT (default 0: none; the webhook receiver reads it too) says how many of them append to
+  X-Forwarded-For, and the address is the entry the outermost trusted proxy appended: the one that many places
+  from the right. The entries left of it are whatever the client sent and are never trusted. A header with fewer
+  entries than that (a request that did not come through the proxies) or an entry that is not an address counts
+  under REMOTE_ADDR. IPv6 addresses count by their /64, the block one subscriber gets; a REMOTE_ADDR that is not
+  an address counts as `unknown`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -32,10 +40,12 @@ _AUTH_REALM = 'Bearer realm="jobnimbus-mcp"'
 
 @dataclass(frozen=True)
 class Caller:
-    """The headers' claims, checked for form: instance (None when not yet decidable) and key (None when absent)."""
+    """The headers' claims, checked for form (instance None when not yet decidable, key None when absent), and
+    the address the request came from."""
 
     instance: str | None
     api_key: str | None = field(repr=False)
+    address: str = "unknown"
 
     @cached_property
     def tenant(self) -> str | None:
@@ -56,16 +66,52 @@ class Caller:
 
 def resolve_caller(request: HttpRequest) -> Caller:
     """Return the caller named by the request's headers; raise 400 for an unknown instance, 401 for a bad key."""
-    return Caller(instance=_instance(request), api_key=_api_key(request))
+    return Caller(instance=_instance(request), api_key=_api_key(request), address=client_address(request))
+
+
+def client_address(request: HttpRequest) -> str:
+    """Return the address the request came from, as the throttle counts it (see the module's decisions)."""
+    remote = str(request.META.get("REMOTE_ADDR") or "")
+    hops = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0))
+    if hops > 0:
+        forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR") or "")
+        entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
+        if len(entries) >= hops:
+            address = _address_key(entries[-hops])
+            if address != "unknown":
+                return address
+    return _address_key(remote)
+
+
+def _address_key(text: str) -> str:
+    text = text.strip()
+    if text.startswith("["):  # [2001:db8::1]:443
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:  # 203.0.113.7:51234
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def require_instance(instance: str | None) -> str:
-    """Return the instance, or raise 400 naming the configured ones when the request did not name one."""
+    """Return the instance, or raise 400 when the request did not name one.
+
+    The configured instances are never listed: they name this server's customers, and the caller is not
+    authenticated yet. Whoever runs the server tells each tenant its instance name.
+    """
     if instance is not None:
         return instance
     raise BadRequest(
-        f"Send the {INSTANCE_HEADER} header naming your JobNimbus account: one of {_allowed()}",
-        data={"header": INSTANCE_HEADER, "allowed": sorted(settings.JOBNIMBUS_INSTANCES)},
+        f"Send the {INSTANCE_HEADER} header naming your JobNimbus account (the instance name this server's "
+        "operator gave you)",
+        data={"header": INSTANCE_HEADER},
     )
 
 
@@ -86,8 +132,9 @@ def _instance(request: HttpRequest) -> str | None:
     if named in configured:
         return named
     raise BadRequest(
-        f"Unknown JobNimbus instance {named[:64]!r} in {INSTANCE_HEADER}; configured instances: {_allowed()}",
-        data={"header": INSTANCE_HEADER, "allowed": sorted(configured)},
+        f"Unknown JobNimbus instance {named[:64]!r} in {INSTANCE_HEADER}: check the instance name this server's "
+        "operator gave you",
+        data={"header": INSTANCE_HEADER},
     )
 
 
@@ -108,7 +155,3 @@ def _api_key(request: HttpRequest) -> str | None:
 def _bearer(authorization: str) -> str:
     scheme, _, token = authorization.strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
-
-
-def _allowed() -> str:
-    return ", ".join(sorted(settings.JOBNIMBUS_INSTANCES))

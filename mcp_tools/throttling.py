@@ -1,117 +1,203 @@
-"""Per-tenant request throttling: a fixed-window counter in Redis, keyed by the tenant id, failing open."""
+"""Request throttling: fixed-window budgets in Redis per API key, per client address and per instance, failing open.
+
+Every request that carries an API key passes, in this order (the first that refuses answers 429 with Retry-After):
+
+1. `AddressKeysThrottle`: at most MCP_THROTTLE_ADDRESS_KEYS different keys from one client address per window.
+   A caller trying random keys (each one a 401 from JobNimbus) is stopped here, before it costs anything else.
+2. `TenantRateThrottle`: MCP_THROTTLE_RATE requests per key.
+3. `AddressRateThrottle`: MCP_THROTTLE_ADDRESS_RATE requests per client address, across its keys.
+4. For `tools/call` only (the one method that reaches JobNimbus or the cache): the key ↔ instance binding
+   (`mcp_tools.binding`, 403 when the key may not name the instance), then `InstanceRateThrottle`:
+   MCP_THROTTLE_INSTANCE_RATE calls per instance, across every key and address.
+
+The order is what keeps one caller from degrading another: a budget is only charged once every budget before it
+has admitted the request. A key refused by its own budget never spends its address's budget (so one noisy user
+behind a NAT does not lock out the others), and nothing refused (429, or a key bound to another instance) ever
+spends the instance's budget, which only counts calls that were let through to it. What a caller spends is its
+own: calls JobNimbus refuses (401) still count against their key and address, because they were admitted.
+
+Callers without a key are not counted: they can only shake hands and list tools, which never reach JobNimbus, and
+counting them by address would make every client behind one NAT share a budget for nothing.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from django.conf import settings
-from django.http import HttpRequest
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError, ResponseError
 from rest_framework.throttling import SimpleRateThrottle
 
 from cacheops.errors import CacheBackendError
+from mcp_tools import binding
 from mcp_tools.protocol.errors import Throttled
+from mcp_tools.tenancy import Caller
 
 logger = logging.getLogger(__name__)
 
 _BACKEND_ERRORS = (ConnectionInterrupted, CacheBackendError, RedisError, OSError)
 
 
-class TenantRateThrottle(SimpleRateThrottle):
-    """Allow MCP_THROTTLE_RATE requests per tenant and window.
+@dataclass(eq=False)
+class _Lease:
+    """Tokens of one budget's window that this process reserved in Redis and has not spent yet."""
+
+    window: int
+    left: int = 0
+    spent: bool = False  # Redis said the window's budget is gone everywhere (the counter never goes down)
+    refill: threading.Lock = field(default_factory=threading.Lock)  # one reservation in flight per budget
+
+
+class LeaseStore:
+    """This process's leases, shared by its threads: budget → lease, the least recently used dropped first.
+
+    Token bookkeeping happens under one short lock; a reservation (the Redis round trip) under the budget's own
+    `refill` lock, so the threads of a process never reserve for the same budget at once: the others wait and
+    then spend what it brought. Reservations add to the lease instead of replacing it, so no token reserved in
+    Redis is ever lost by this process while its window lasts.
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._lock = threading.Lock()
+        self._leases: OrderedDict[str, _Lease] = OrderedDict()
+        self._max_entries = max_entries
+
+    def lease(self, budget: str, window: int) -> _Lease:
+        """Return the budget's lease, moved on to `window` if it belonged to an older one."""
+        with self._lock:
+            lease = self._leases.get(budget)
+            if lease is None:
+                lease = self._leases[budget] = _Lease(window)
+                if len(self._leases) > self._max_entries:
+                    self._leases.popitem(last=False)  # a crowd of budgets: forget the coldest one's spare tokens
+            else:
+                self._leases.move_to_end(budget)
+            if window > lease.window:
+                lease.window, lease.left, lease.spent = window, 0, False
+            return lease
+
+    def take(self, lease: _Lease) -> bool | None:
+        """Spend a token: True if there was one, False if the window's budget is gone, None to ask Redis."""
+        with self._lock:
+            if lease.left > 0:
+                lease.left -= 1
+                return True
+            return False if lease.spent else None
+
+    def fill(self, lease: _Lease, window: int, granted: int) -> bool:
+        """Add what Redis granted for `window` and spend one token for the request that asked."""
+        with self._lock:
+            if lease.window != window:  # the window ended while Redis answered: the grant was for the old one
+                return granted > 0
+            lease.left += granted
+            if lease.left > 0:
+                lease.left -= 1
+                return True
+            lease.spent = True
+            return False
+
+    def __len__(self) -> int:
+        return len(self._leases)
+
+
+class FixedWindowThrottle(SimpleRateThrottle):
+    """Allow `rate` requests per identity and fixed window, counted in Redis, spent from per-process leases.
 
     DRF's own throttle keeps a list of timestamps and reads and rewrites it on every request: two Redis round
     trips and a list that grows with the rate, which cost more than a cached tool call itself. This counts in
     fixed windows instead, and each process reserves a block of the window's budget at once (one pipelined
-    INCRBY + EXPIRE) and spends it locally, so most requests pay no round trip at all. The Redis counter is the
-    sum of what every process reserved, so a tenant never gets more than the rate in a window across all
-    processes; the price is that tokens reserved by an idle process are lost for that window (at most a block,
-    1/50 of the rate, per process). A tenant may burst up to twice the rate across a window boundary, which is
-    fine for a guard whose job is to keep one noisy tenant off JobNimbus. When Redis fails the request is
-    allowed: throttling must not take the server down.
+    SET NX + INCRBY) and spends it locally, so most requests pay no round trip at all. The Redis counter is the
+    sum of what every process reserved, so an identity never gets more than the rate in a window across all
+    processes; a process that keeps receiving requests spends every token it reserved, so one busy process
+    admits exactly the rate, however many threads call at once. The price: tokens reserved by a process that
+    then goes idle are lost for that window (at most a block, 1/50 of the rate, per process), and a caller may
+    burst up to twice the rate across a window boundary, which is fine for a guard whose job is to keep one noisy
+    caller off JobNimbus. When Redis fails the request is allowed: throttling must not take the server down.
     """
 
-    scope = "mcp_tenant"
+    scope = "mcp"
+    rate_setting = "MCP_THROTTLE_RATE"
 
-    def __init__(self, tenant: str) -> None:
-        self.tenant = tenant
+    def __init__(self, ident: str) -> None:
+        self.ident = ident
         self.window_ends_at = 0.0
         super().__init__()
         limit, window_s = self.parse_rate(self.rate)
-        # settings validated MCP_THROTTLE_RATE at start-up, so both parts are present
+        # settings validated the rates at start-up, so both parts are present
         self.limit, self.window_s = int(limit or 0), int(window_s or 1)
 
     def get_rate(self) -> str:
-        return str(settings.MCP_THROTTLE_RATE)
+        return str(getattr(settings, self.rate_setting))
 
     def get_cache_key(self, request: Any, view: Any) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.tenant}
+        return self.cache_format % {"scope": self.scope, "ident": self.ident}
 
-    # After a cache failure the throttle stands aside for a while, so a Redis that hangs until its socket
+    # After a cache failure every throttle stands aside for a while, so a Redis that hangs until its socket
     # timeout costs one request that delay, not every request (shared by the threads of this process).
     pause_after_failure_s = 30.0
     _paused_until = 0.0
 
-    # This process's unspent reservations: tenant -> (window number, tokens left), shared by its threads.
+    # This process's unspent reservations, every budget's, shared by its threads.
     blocks_per_window = 50
-    _leases: dict[str, tuple[int, int]] = {}
-    _leases_lock = threading.Lock()
-    _max_leases = 10_000
+    _leases = LeaseStore()
+
+    @staticmethod
+    def paused() -> bool:
+        """Return whether the throttles stand aside after a cache failure (every budget, this process)."""
+        return time.monotonic() < FixedWindowThrottle._paused_until
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        if time.monotonic() < TenantRateThrottle._paused_until:
+        if self.paused():
             return True
-        window = int(self.timer() // self.window_s)
-        self.window_ends_at = (window + 1) * self.window_s
-        self.key = f"{self.get_cache_key(request, view)}:{window}"
-        verdict = self._local_verdict(window)
+        budget = self.get_cache_key(request, view)
+        lease = self._leases.lease(budget, int(self.timer() // self.window_s))
+        self._enter(budget, lease.window)
+        verdict = self._leases.take(lease)
         if verdict is not None:
             return verdict
-        try:
-            return self._reserve(window)
-        except ResponseError:
-            # Something that is not a counter sits under the key (another deploy's format): start afresh.
-            logger.warning("throttle counter unreadable; starting a fresh window for this tenant")
-            self._forget()
-            return True
-        except _BACKEND_ERRORS as exc:
-            logger.warning("throttle paused for %.0f s, cache unavailable: %s", self.pause_after_failure_s, exc)
-            TenantRateThrottle._paused_until = time.monotonic() + self.pause_after_failure_s
-            return True
+        with lease.refill:
+            lease = self._leases.lease(budget, int(self.timer() // self.window_s))
+            window = lease.window
+            self._enter(budget, window)
+            verdict = self._leases.take(lease)  # another thread may have refilled it while this one waited
+            if verdict is not None:
+                return verdict
+            if self.paused():
+                return True
+            try:
+                granted = self._reserve()
+            except ResponseError:
+                # Something that is not a counter sits under the key (another deploy's format): start afresh.
+                logger.warning("throttle counter unreadable; starting a fresh window for %s", self.scope)
+                self._forget()
+                return True
+            except _BACKEND_ERRORS as exc:
+                self._pause(exc)
+                return True
+            return self._leases.fill(lease, window, granted)
 
     def wait(self) -> float:
         return max(0.0, self.window_ends_at - self.timer())
 
-    def _local_verdict(self, window: int) -> bool | None:
-        """Answer from this process's lease for the window: True spends a token, False means the window's budget
-        is gone everywhere (the counter never goes down), None means ask Redis."""
-        with self._leases_lock:
-            leased_window, left = self._leases.get(self.tenant, (window - 1, 0))
-            if leased_window != window or left == 0:
-                return None
-            if left < 0:
-                return False
-            self._leases[self.tenant] = (window, left - 1)
-            return True
+    def _enter(self, budget: str, window: int) -> None:
+        self.key = f"{budget}:{window}"
+        self.window_ends_at = (window + 1) * self.window_s
 
-    def _reserve(self, window: int) -> bool:
-        """Reserve a block of the window's budget in Redis; allow this request if any of it was granted."""
+    def _reserve(self) -> int:
+        """Reserve a block of the window's budget in Redis; return how many of its tokens were granted."""
         block = max(1, self.limit // self.blocks_per_window)
         total = self._count(self.key or "", block)
-        granted = min(block, max(0, self.limit - (total - block)))
-        with self._leases_lock:
-            if len(self._leases) >= self._max_leases:
-                self._leases.clear()  # a crowd of tenants: forget spare tokens rather than grow without bound
-            self._leases[self.tenant] = (window, granted - 1 if granted else -1)
-        return granted > 0
+        return min(block, max(0, self.limit - (total - block)))
 
     def _count(self, key: str, amount: int) -> int:
         """Add `amount` to the window's counter and return the new total, in one round trip."""
-        redis = cast(Any, self.cache).client.get_client(write=True)  # django-redis's raw client
+        redis = self._redis()
         pipe = redis.pipeline(transaction=False)
         full_key = self.cache.make_key(key)
         # Created with its expiry if absent (SET NX EX: any Redis; EXPIRE NX would need Redis 7), then counted.
@@ -120,28 +206,125 @@ class TenantRateThrottle(SimpleRateThrottle):
         _, count = pipe.execute()
         return int(count)
 
+    def _redis(self) -> Any:
+        return cast(Any, self.cache).client.get_client(write=True)  # django-redis's raw client
+
     def _forget(self) -> None:
         try:
             self.cache.delete(self.key)
         except _BACKEND_ERRORS:
             logger.warning("could not drop an unreadable throttle counter")
 
+    def _pause(self, exc: BaseException) -> None:
+        logger.warning("throttle paused for %.0f s, cache unavailable: %s", self.pause_after_failure_s, exc)
+        FixedWindowThrottle._paused_until = time.monotonic() + self.pause_after_failure_s
 
-def enforce(request: HttpRequest, tenant: str | None) -> None:
-    """Raise 429 with Retry-After when the tenant has used up its rate.
 
-    Callers without a key are not counted: they can only list tools and shake hands, which never reach
-    JobNimbus, and keying them by address would make every client behind one NAT share a budget.
+class TenantRateThrottle(FixedWindowThrottle):
+    """MCP_THROTTLE_RATE requests per API key (the tenant id, an HMAC of the key)."""
+
+    scope = "mcp_tenant"
+    rate_setting = "MCP_THROTTLE_RATE"
+
+    @property
+    def tenant(self) -> str:
+        return self.ident
+
+
+class AddressRateThrottle(FixedWindowThrottle):
+    """MCP_THROTTLE_ADDRESS_RATE requests per client address (`tenancy.client_address`), whatever their keys."""
+
+    scope = "mcp_address"
+    rate_setting = "MCP_THROTTLE_ADDRESS_RATE"
+
+
+class InstanceRateThrottle(FixedWindowThrottle):
+    """MCP_THROTTLE_INSTANCE_RATE tool calls per configured instance, across every key and address."""
+
+    scope = "mcp_instance"
+    rate_setting = "MCP_THROTTLE_INSTANCE_RATE"
+
+
+# Admit a key into an address's set for the window if it is already there or the set has room: one atomic step,
+# so concurrent new keys can never overfill it. KEYS[1] the set; ARGV: the key's id, the limit, the set's TTL.
+_ADMIT_KEY_LUA = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+
+class AddressKeysThrottle(FixedWindowThrottle):
+    """At most MCP_THROTTLE_ADDRESS_KEYS different API keys from one client address per window.
+
+    A request rate alone lets a caller spend its whole address budget on keys JobNimbus refuses, one upstream
+    401 each; legitimate clients behind one address use a handful of keys. The keys of the window are a set in
+    Redis (never more members than the limit: a refused key is not added); each process remembers the keys it
+    has already seen admitted, so a known key costs no round trip.
     """
+
+    scope = "mcp_address_keys"
+    rate_setting = "MCP_THROTTLE_ADDRESS_KEYS"
+
+    _admitted: OrderedDict[str, None] = OrderedDict()
+    _admitted_lock = threading.Lock()
+    _max_admitted = 10_000
+
+    def __init__(self, address: str, tenant: str) -> None:
+        super().__init__(address)
+        self.member = tenant[:16]
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if self.paused():
+            return True
+        window = int(self.timer() // self.window_s)
+        self._enter(self.get_cache_key(request, view), window)
+        seen = f"{self.key}:{self.member}"
+        with self._admitted_lock:
+            if seen in self._admitted:
+                return True
+        try:
+            script = self._redis().register_script(_ADMIT_KEY_LUA)
+            admitted = bool(
+                script(keys=[self.cache.make_key(self.key)], args=[self.member, self.limit, self.window_s + 1])
+            )
+        except _BACKEND_ERRORS as exc:
+            self._pause(exc)
+            return True
+        if admitted:
+            with self._admitted_lock:
+                self._admitted[seen] = None
+                if len(self._admitted) > self._max_admitted:
+                    self._admitted.popitem(last=False)
+        return admitted
+
+
+def enforce(caller: Caller, *, tool_call: bool = False) -> None:
+    """Admit the caller's request or raise: 429 with Retry-After when a budget is used up, 403 from the binding.
+
+    `tool_call` is True for `tools/call`: only those are checked against the key ↔ instance binding and charged
+    to the instance's budget. The order of the checks is the module's docstring's.
+    """
+    tenant = caller.tenant
     if tenant is None:
         return
-    throttle = TenantRateThrottle(tenant)
-    if throttle.allow_request(request, None):
+    _admit(AddressKeysThrottle(caller.address, tenant), "address_keys", "Too many different API keys from your address")
+    _admit(TenantRateThrottle(tenant), "key", "Too many requests for this API key")
+    _admit(AddressRateThrottle(caller.address), "address", "Too many requests from your address")
+    if tool_call and caller.instance is not None:
+        binding.check(caller)
+        what = f"Too many calls for JobNimbus instance {caller.instance!r} across all API keys"
+        _admit(InstanceRateThrottle(caller.instance), "instance", what)
+
+
+def _admit(throttle: FixedWindowThrottle, kind: str, what: str) -> None:
+    if throttle.allow_request(None, None):
         return
-    wait = throttle.wait()
-    retry_after = max(1, round(wait)) if wait is not None else 1
+    retry_after = max(1, round(throttle.wait()))
     raise Throttled(
-        f"Too many requests for this API key; retry in {retry_after} s (limit {throttle.rate})",
+        f"{what}; retry in {retry_after} s (limit {throttle.rate})",
         headers={"Retry-After": str(retry_after)},
-        data={"retry_after_s": retry_after},
+        data={"retry_after_s": retry_after, "throttle": kind},
     )

@@ -64,6 +64,11 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
         return _rpc_problem(problem, None)
     except RpcError as error:
         return _rpc_error(None, error, "legacy")
+    except Exception:
+        # Reading and decoding should refuse every malformed input with a precise answer; should one still slip
+        # through, the caller gets a JSON-RPC error rather than Django's HTML 500.
+        logger.exception("MCP request could not be read")
+        return _rpc_error(None, internal_error(request_id_var.get()), "legacy")
     if incoming.request is None:
         return _acknowledge(request)
     rpc = incoming.request
@@ -76,7 +81,7 @@ def _answer(request: HttpRequest, rpc_id: RequestId, method: str, params: dict[s
     try:
         negotiated = _negotiate(method, params, request, era)
         caller = resolve_caller(request)
-        throttling.enforce(request, caller.tenant)
+        throttling.enforce(caller, tool_call=method == "tools/call")
         exchange = dispatch.Exchange(method, params, negotiated, caller, request_id_var.get())
         result = dispatch.handle(exchange)
     except HttpProblem as problem:
@@ -142,14 +147,14 @@ def _compat(request: HttpRequest, work: Callable[[HttpRequest], HttpResponse]) -
 def _compat_list(request: HttpRequest) -> HttpResponse:
     read_json_body(request, allow_empty=True)
     caller = resolve_caller(request)
-    throttling.enforce(request, caller.tenant)
+    throttling.enforce(caller)
     return _json({"success": True, "data": {"tools": tools.all_tools_json()}})
 
 
 def _compat_call(request: HttpRequest) -> HttpResponse:
     name, arguments = _compat_call_body(read_json_body(request))
     caller = resolve_caller(request)
-    throttling.enforce(request, caller.tenant)
+    throttling.enforce(caller, tool_call=True)
     ctx = caller.tool_context(request_id_var.get())
     _require_tool(name)
     return _compat_result(tools.run_tool(ctx, name, arguments))

@@ -11,7 +11,7 @@ from django.test import Client
 from django_redis.cache import RedisCache
 
 from cacheops.api import tenant_id
-from mcp_tools.throttling import TenantRateThrottle
+from mcp_tools.throttling import FixedWindowThrottle, LeaseStore, TenantRateThrottle
 from tests.fixtures.servers import new_api_key
 
 pytestmark = pytest.mark.usefixtures("fake_catalog")
@@ -21,8 +21,8 @@ CALL = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params"
 
 @pytest.fixture(autouse=True)
 def _throttle_not_paused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(TenantRateThrottle, "_paused_until", 0.0)
-    monkeypatch.setattr(TenantRateThrottle, "_leases", {})
+    monkeypatch.setattr(FixedWindowThrottle, "_paused_until", 0.0)
+    monkeypatch.setattr(FixedWindowThrottle, "_leases", LeaseStore())
 
 
 def post(client: Client, key: str | None) -> Any:
@@ -122,10 +122,10 @@ def test_processes_share_the_budget_and_most_requests_skip_redis(
     allowed = 0
     for n in range(130):
         if n % 2:  # every other request lands in "another process": its own, empty set of leases
-            monkeypatch.setattr(TenantRateThrottle, "_leases", {})
+            monkeypatch.setattr(FixedWindowThrottle, "_leases", LeaseStore())
         allowed += TenantRateThrottle(tenant).allow_request(None, None)
     assert allowed <= 100  # never more than the rate across processes
-    monkeypatch.setattr(TenantRateThrottle, "_leases", {})
+    monkeypatch.setattr(FixedWindowThrottle, "_leases", LeaseStore())
     single = tenant_id(new_api_key())
     trips.clear()
     results = [TenantRateThrottle(single).allow_request(None, None) for _ in range(110)]
