@@ -1,15 +1,22 @@
-"""Cache engine endpoints: health and stats (open, nothing secret), clear and invalidate (staff), /metrics."""
+"""Cache engine endpoints: health, stats and /metrics (staff or the metrics token), clear and invalidate (staff).
+
+Health, stats and metrics name the instances, the traffic per tool, breaker states and Redis figures: staff read them
+signed in (session or DRF token), monitors with `Authorization: Bearer <METRICS_TOKEN>`. The public liveness answer
+is /health (dashboard.views), which says only whether the parts are up.
+"""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException
-from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import APIException, AuthenticationFailed
+from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -72,11 +79,43 @@ class InvalidateSerializer(serializers.Serializer[Any]):
         return attrs
 
 
+def metrics_token_matches(request: HttpRequest) -> bool:
+    """Tell whether the request carries `Authorization: Bearer <METRICS_TOKEN>` (never true when it is unset)."""
+    expected = getattr(settings, "METRICS_TOKEN", None)
+    scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
+    if not expected or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"), str(expected).encode())
+
+
+def may_monitor(request: HttpRequest) -> bool:
+    """Tell whether the request may read operational figures: a staff member (session or DRF token) or a monitor."""
+    if metrics_token_matches(request):
+        return True
+    user = getattr(request, "user", None)
+    if user is not None and user.is_active and user.is_staff:
+        return True
+    try:
+        authenticated = TokenAuthentication().authenticate(request)  # type: ignore[arg-type]
+    except (AuthenticationFailed, UnicodeError):
+        return False
+    return authenticated is not None and bool(authenticated[0].is_active and authenticated[0].is_staff)
+
+
+class StaffOrMetricsToken(BasePermission):
+    """DRF permission: a staff member, or a monitor with the metrics token."""
+
+    message = "Sign in as staff, or send Authorization: Bearer <METRICS_TOKEN>."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        """Allow staff and the metrics token."""
+        return bool(request.user and request.user.is_staff) or metrics_token_matches(request._request)
+
+
 class CacheHealthView(APIView):
     """GET /cache/health."""
 
-    permission_classes = [AllowAny]
-    authentication_classes: list[Any] = []
+    permission_classes = [StaffOrMetricsToken]
 
     def get(self, request: Request) -> Response:
         """Return the cache's health."""
@@ -86,8 +125,7 @@ class CacheHealthView(APIView):
 class CacheStatsView(APIView):
     """GET /cache/stats."""
 
-    permission_classes = [AllowAny]
-    authentication_classes: list[Any] = []
+    permission_classes = [StaffOrMetricsToken]
 
     def get(self, request: Request) -> Response:
         """Return hit/miss/write figures by tier and tool, breaker states and Redis figures."""
@@ -128,6 +166,8 @@ class CacheInvalidateView(APIView):
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """GET /metrics: Prometheus text of every process."""
+    """GET /metrics: Prometheus text of every process, for staff and the metrics token (403 otherwise)."""
+    if not may_monitor(request):
+        return JsonResponse({"detail": StaffOrMetricsToken.message}, status=403)
     body, content_type = metrics.render()
     return HttpResponse(body, content_type=content_type)

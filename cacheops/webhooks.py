@@ -3,13 +3,21 @@
 JobNimbus signs nothing and lets the user write the body of an automation's webhook, so a delivery is authenticated by
 the instance's shared secret in a custom header or the URL, or by an HMAC signature when a signing proxy sits in
 front; and the body may be the small documented form or a whole record.
+
+Every refusal is logged once, at WARNING, with its reason and the client's address (never a credential), and an
+address that keeps sending wrong secrets or signatures is refused with 429 for the rest of a one-minute window.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import logging
+import math
+import re
 import time
+import unicodedata
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -30,29 +38,47 @@ from cacheops.freshness_conf import freshness_setting
 from cacheops.models import EventSource, InvalidationEvent, SeenSignature
 from cacheops.rules import ENTITIES, EVENTS, normalize_entity, normalize_event
 
+logger = logging.getLogger(__name__)
+
+# Refusals that tested the secret: the ones counted against the sender's address.
+_GUESSES = frozenset({"bad_token", "bad_signature"})
+# The window of that count, in seconds (fixed, starting at the address's first wrong guess).
+_FAILURE_WINDOW_S = 60
+
 
 class WebhookRejected(Exception):
     """A delivery refused with an HTTP status and a message saying why."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None, log: bool = True
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
+        self.log = log
 
 
 @csrf_exempt
 @require_POST
 def receive_webhook(request: HttpRequest, instance: str | None = None) -> JsonResponse:
     """Store one delivery and answer 202 with its event id; 4xx with a reason, storing nothing, otherwise."""
+    name = instance or request.headers.get("X-JobNimbus-Instance", "")
+    address = client_address(request)
     try:
-        name = instance or request.headers.get("X-JobNimbus-Instance", "")
         secret = _webhook_secret(name)
+        _refuse_while_blocked(address)
         raw = _read_body(request)
-        authenticate(request, raw, secret)
+        try:
+            authenticate(request, raw, secret)
+        except WebhookRejected as rejected:
+            if rejected.code in _GUESSES:
+                _count_failure(address)
+            raise
         change = parse_delivery(name, raw, request.headers.get("X-JobNimbus-Event"))
     except WebhookRejected as rejected:
-        return JsonResponse({"error": rejected.code, "message": rejected.message}, status=rejected.status)
+        return _refusal(rejected, name, address)
     event = record_event(change, source=EventSource.WEBHOOK, digest=digest_payload(name, raw))
     dispatch_after_commit(event)
     return JsonResponse(
@@ -74,21 +100,141 @@ def _webhook_secret(instance: str) -> str:
         raise WebhookRejected(
             404,
             "webhooks_not_configured",
-            f"webhooks are not configured for instance {instance!r} (set JOBNIMBUS_WEBHOOK_SECRET_<NAME>)",
+            f"webhooks are not configured for instance {instance[:64]!r} (set JOBNIMBUS_WEBHOOK_SECRET_<NAME>)",
         )
     return str(secret)
+
+
+def _refusal(rejected: WebhookRejected, instance: str, address: str) -> JsonResponse:
+    """Answer a refusal, logged once: here with its reason and the sender's address, not again by django.request."""
+    if rejected.log:
+        # No "token: ..." shape in the text: the log's redaction filter would blank the word after it.
+        logger.warning(
+            "webhook refused (%s %s) for instance %r from client %s",
+            rejected.status,
+            rejected.code,
+            instance[:64],
+            address,
+        )
+    response = JsonResponse({"error": rejected.code, "message": rejected.message}, status=rejected.status)
+    for header, value in rejected.headers.items():
+        response[header] = value
+    # django.request would log every 4xx a second time, without the reason (see django.utils.log.log_response).
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
+
+
+def client_address(request: HttpRequest) -> str:
+    """Return the sender's address as wrong secrets are counted: the way mcp_tools.tenancy counts throttle budgets.
+
+    REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies the X-Forwarded-For entry the outermost of them appended (the
+    entries left of it are the client's own word). An IPv6 address counts by its /64, the block one subscriber gets;
+    what is not an address counts as `unknown`.
+    """
+    hops = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0))
+    if hops > 0:
+        forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR") or "")
+        entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
+        if len(entries) >= hops and (address := _address_key(entries[-hops])) != "unknown":
+            return address
+    return _address_key(str(request.META.get("REMOTE_ADDR") or ""))
+
+
+def _address_key(text: str) -> str:
+    text = text.strip()
+    if text.startswith("["):  # [2001:db8::1]:443
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:  # 203.0.113.7:51234
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def _refuse_while_blocked(address: str) -> None:
+    """Refuse every delivery from an address that used up its wrong guesses in this window (429, Retry-After)."""
+    limit = int(freshness_setting("AUTH_FAILURES_PER_MIN"))
+    if limit <= 0:
+        return
+    try:
+        connection = get_redis_connection("default")
+        count = connection.get(keys.auth_failure_key(address))
+        if count is None or int(count) < limit:
+            return
+        ttl = int(connection.ttl(keys.auth_failure_key(address)))
+    except (RedisError, NotImplementedError, OSError, ValueError):
+        return  # fail open: a Redis outage must not stop deliveries (the secret is still checked)
+    retry_after = max(1, ttl)
+    # Logged once per window, when the address reached the limit (_count_failure), not on every refusal.
+    raise WebhookRejected(
+        429,
+        "too_many_failures",
+        f"too many failed webhook authentications from this address; retry in {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+        log=False,
+    )
+
+
+def _count_failure(address: str) -> None:
+    """Count a wrong secret or signature against the address; say so once when it reaches the limit."""
+    limit = int(freshness_setting("AUTH_FAILURES_PER_MIN"))
+    if limit <= 0:
+        return
+    key = keys.auth_failure_key(address)
+    try:
+        pipe = get_redis_connection("default").pipeline(transaction=False)
+        pipe.set(key, 0, ex=_FAILURE_WINDOW_S, nx=True)  # the window starts at the first failure
+        pipe.incr(key)
+        _, count = pipe.execute()
+    except (RedisError, NotImplementedError, OSError):
+        return
+    if int(count) == limit:
+        logger.warning(
+            "webhook authentication failed %s times within %s s from client %s: refusing it until the window ends",
+            limit,
+            _FAILURE_WINDOW_S,
+            address,
+        )
+
+
+# A Content-Length that can be trusted as a number: ASCII digits only (str.isdigit also takes "²") and short.
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
 
 
 def _read_body(request: HttpRequest) -> bytes:
     limit = int(freshness_setting("WEBHOOK_MAX_BYTES"))
     too_big = WebhookRejected(413, "body_too_large", f"webhook bodies are limited to {limit} bytes")
-    declared = request.META.get("CONTENT_LENGTH") or "0"
-    if declared.isdigit() and int(declared) > limit:
+    declared = (request.META.get("CONTENT_LENGTH") or "").strip()
+    if _CONTENT_LENGTH.fullmatch(declared) and int(declared) > limit:
         raise too_big
-    raw = request.read(limit + 1)
+    if not declared and request.META.get("wsgi.input_terminated"):
+        # Chunked (no Content-Length): gunicorn de-chunks it into wsgi.input and sets wsgi.input_terminated, but
+        # Django reads a request without Content-Length as empty, so read the stream itself.
+        raw = _read_stream(request.META["wsgi.input"], limit + 1)
+    else:
+        raw = request.read(limit + 1)
     if len(raw) > limit:
         raise too_big
     return raw
+
+
+def _read_stream(stream: Any, most: int) -> bytes:
+    """Return up to `most` bytes of a stream that ends on its own (reads may come back short)."""
+    chunks: list[bytes] = []
+    left = most
+    while left > 0:
+        chunk = stream.read(min(left, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def authenticate(request: HttpRequest, raw: bytes, secret: str) -> None:
@@ -102,7 +248,7 @@ def authenticate(request: HttpRequest, raw: bytes, secret: str) -> None:
         raise WebhookRejected(
             401, "unauthenticated", "send the instance's webhook secret as X-Webhook-Token or ?token=, or sign the body"
         )
-    if not hmac.compare_digest(token.encode(), secret.encode()):
+    if not hmac.compare_digest(_utf8(token), _utf8(secret)):
         raise WebhookRejected(401, "bad_token", "the webhook token is wrong")
 
 
@@ -112,29 +258,45 @@ def sign(secret: str, timestamp: str, raw: bytes) -> str:
     return f"sha256={mac}"
 
 
+# Unix seconds, ASCII digits only: int() would take "²" or "+1", and a few hundred digits overflow a float.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
 def _check_signature(signature: str, timestamp: str, raw: bytes, secret: str) -> None:
     tolerance = int(freshness_setting("SIGNATURE_TOLERANCE_S"))
-    if not timestamp.isdigit():
-        raise WebhookRejected(401, "bad_timestamp", "signed webhooks need X-Webhook-Timestamp in unix seconds")
-    if abs(time.time() - int(timestamp)) > tolerance:
+    stamp = timestamp.strip()
+    if not _TIMESTAMP.fullmatch(stamp):
+        raise WebhookRejected(
+            401, "bad_timestamp", "signed webhooks need X-Webhook-Timestamp: the unix time in whole seconds (digits)"
+        )
+    sent = int(stamp)
+    now = time.time()
+    if abs(now - sent) > tolerance:
         raise WebhookRejected(401, "stale_timestamp", f"X-Webhook-Timestamp is more than {tolerance} s off")
-    if not hmac.compare_digest(signature.strip().encode(), sign(secret, timestamp, raw).encode()):
+    if not hmac.compare_digest(_utf8(signature.strip()), _utf8(sign(secret, stamp, raw))):
         raise WebhookRejected(401, "bad_signature", "the webhook signature does not match the body")
-    if not remember_signature(signature.strip(), tolerance):
+    # The signature stays acceptable until its timestamp is `tolerance` old, which for a timestamp from the future
+    # is more than `tolerance` from now: remember it until then.
+    if not remember_signature(signature.strip(), sent + tolerance - now):
         raise WebhookRejected(401, "replayed", "this signed delivery was already received")
 
 
-def remember_signature(signature: str, ttl_s: int) -> bool:
-    """Record a signature for `ttl_s`; return False when it was already recorded (a replay).
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def remember_signature(signature: str, ttl_s: float) -> bool:
+    """Record a signature for `ttl_s` seconds (rounded up, plus one); return False when it was already recorded.
 
     Redis holds them (SET NX EX, expiring on its own); with Redis down the database does, so an outage never
     opens a replay window.
     """
     digest = hashlib.sha256(signature.encode()).hexdigest()
+    seconds = max(1, math.ceil(ttl_s)) + 1  # a second more covers the whole-second timestamps and clock rounding
     try:
-        return bool(get_redis_connection("default").set(keys.signature_key(digest), 1, nx=True, ex=ttl_s))
+        return bool(get_redis_connection("default").set(keys.signature_key(digest), 1, nx=True, ex=seconds))
     except (RedisError, NotImplementedError, OSError):
-        return _remember_in_db(digest, ttl_s)
+        return _remember_in_db(digest, seconds)
 
 
 def _remember_in_db(digest: str, ttl_s: int) -> bool:
@@ -172,18 +334,30 @@ _MAX_LENGTH = {
 
 
 def _fits(what: str, value: str) -> str:
-    """Return `value` when it fits its column; a 400 otherwise (PostgreSQL would refuse it with a 500)."""
+    """Return `value` when it is printable text that fits its column; a 400 otherwise.
+
+    PostgreSQL refuses a NUL in text and in JSON (psycopg's DataError, a 500), SQLite would store it: the check
+    comes first so both answer the same. Other control characters and lone surrogates name no record either.
+    """
     limit = _MAX_LENGTH[what]
     if limit is not None and len(value) > limit:
         raise WebhookRejected(400, "too_long", f"{what} is {len(value)} characters; at most {limit} are accepted")
+    for position, char in enumerate(value):
+        if (category := unicodedata.category(char)) in ("Cc", "Cs"):
+            kind = "control character" if category == "Cc" else "lone surrogate"
+            raise WebhookRejected(
+                400,
+                "invalid_text",
+                f"{what} contains the {kind} U+{ord(char):04X} at position {position}; record ids are printable text",
+            )
     return value
 
 
 def _json_object(raw: bytes) -> Mapping[str, Any]:
     try:
         body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise WebhookRejected(400, "not_json", "the body is not JSON") from None
+    except orjson.JSONDecodeError as exc:
+        raise WebhookRejected(400, "not_json", f"the body is not JSON in UTF-8 ({exc})") from None
     if not isinstance(body, dict):
         raise WebhookRejected(400, "not_an_object", "the body must be a JSON object")
     return body
@@ -199,14 +373,16 @@ def _entity_of(body: Mapping[str, Any]) -> str:
     given = body.get("type", body.get("record_type_name"))
     if given is None:
         raise WebhookRejected(400, "type_missing", "the body needs 'type' (or 'record_type_name'): the record type")
-    raise WebhookRejected(400, "type_unknown", f"unknown record type {given!r}; expected one of {', '.join(ENTITIES)}")
+    shown = repr(given)[:80]
+    raise WebhookRejected(400, "type_unknown", f"unknown record type {shown}; expected one of {', '.join(ENTITIES)}")
 
 
 def _event_of(body: Mapping[str, Any], header: str | None) -> str:
     given = body.get("event", header or "updated")
     event = normalize_event(given) if isinstance(given, str) else None
     if event is None:
-        raise WebhookRejected(400, "event_unknown", f"unknown event {given!r}; expected one of {', '.join(EVENTS)}")
+        shown = repr(given)[:80]
+        raise WebhookRejected(400, "event_unknown", f"unknown event {shown}; expected one of {', '.join(EVENTS)}")
     return event
 
 

@@ -39,6 +39,11 @@ def run_checks() -> dict[str, CheckResult]:
     return {"database": _timed(_probe_database), "redis": _timed(_probe_redis)}
 
 
+def public_checks(checks: dict[str, CheckResult]) -> dict[str, CheckResult]:
+    """Return what anyone may see of the checks: whether each part is up (no latency, no error type)."""
+    return {name: {"ok": bool(result.get("ok"))} for name, result in checks.items()}
+
+
 def overall_status(checks: dict[str, CheckResult]) -> str:
     """Return 'ok', 'degraded' (Redis down: the server still answers, uncached) or 'error' (no database)."""
     if not checks["database"].get("ok"):

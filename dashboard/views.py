@@ -8,8 +8,9 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from cacheops.errors import CacheBackendError
+from cacheops.views_engine import may_monitor
 from dashboard import charts, reports
-from dashboard.health import overall_status, run_checks
+from dashboard.health import overall_status, public_checks, run_checks
 
 # metric -> (title, unit, field of a trends point)
 CHARTS: dict[str, tuple[str, str, str]] = {
@@ -22,10 +23,15 @@ CHARTS: dict[str, tuple[str, str, str]] = {
 
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
-    """Answer the state of the database and Redis; 503 when a required part is down. No secrets."""
+    """Answer the state of the database and Redis; 503 when a required part is down.
+
+    Anyone gets the status and whether each part is up; staff and the metrics token also get latencies and error
+    types. Never a secret or a connection string.
+    """
     checks = run_checks()
     status = overall_status(checks)
-    return JsonResponse({"status": status, "checks": checks}, status=200 if status != "error" else 503)
+    shown = checks if may_monitor(request) else public_checks(checks)
+    return JsonResponse({"status": status, "checks": shown}, status=200 if status != "error" else 503)
 
 
 @require_GET

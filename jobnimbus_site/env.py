@@ -20,6 +20,8 @@ T = TypeVar("T")
 env = environ.Env()
 
 INSTANCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/=-]+")
+_HEADER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 
 
 def _parse(name: str, expected: str, parse: Callable[[], T]) -> T:
@@ -80,6 +82,33 @@ def read_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     if value < minimum:
         raise ImproperlyConfigured(f"{name} is malformed: must be at least {minimum}, got {value}")
     return value
+
+
+def read_token(name: str, *, min_length: int = 16) -> str | None:
+    """Return a shared secret sent as a bearer token (letters, digits, `._~+/=-`, at least min_length), or None."""
+    raw = read_str(name)
+    if raw is None:
+        return None
+    if len(raw) < min_length or not _TOKEN_RE.fullmatch(raw):
+        raise ImproperlyConfigured(
+            f"{name} is malformed: expected at least {min_length} letters, digits or ._~+/=- (no spaces)"
+        )
+    return raw
+
+
+def read_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """Return Django's SECURE_PROXY_SSL_HEADER from `Header-Name` (value https) or `Header-Name: value`, or None."""
+    raw = read_str(name)
+    if raw is None:
+        return None
+    header, _, value = raw.partition(":")
+    header, value = header.strip(), value.strip() or "https"
+    if not _HEADER_RE.fullmatch(header) or not _TOKEN_RE.fullmatch(value):
+        raise ImproperlyConfigured(
+            f"{name} is malformed: expected a header name, optionally with the value that means https "
+            f"(X-Forwarded-Proto or X-Forwarded-Proto: https), got {raw!r}"
+        )
+    return f"HTTP_{header.upper().replace('-', '_')}", value
 
 
 def read_list(name: str, default: list[str]) -> list[str]:

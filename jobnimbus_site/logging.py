@@ -41,13 +41,21 @@ class RequestIdFilter(logging.Filter):
 
 
 class RedactSecretsFilter(logging.Filter):
-    """Redact credentials from the rendered message before any handler writes it."""
+    """Redact credentials from the rendered message before any handler writes it.
+
+    Django's request loggers also attach the request itself (`extra={"request": ...}`), which the JSON formatter
+    writes as its repr: the full path with its query string, where a webhook's `?token=` would be. It is replaced by
+    that repr, redacted.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        request = getattr(record, "request", None)
+        if request is not None and not isinstance(request, str):
+            record.request = redact(repr(request))
         return True
 
 

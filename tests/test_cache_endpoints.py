@@ -1,4 +1,5 @@
-"""Cache engine endpoints: health, stats, metrics (open), clear and invalidate (staff only, precise 400s)."""
+"""Cache engine endpoints: health, stats, metrics (staff or the metrics token), clear and invalidate (staff only,
+precise 400s)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,15 @@ def outsider() -> APIClient:
 
 
 @pytest.fixture
+def monitor(settings: Any) -> APIClient:
+    """A monitor (Prometheus, an uptime check): no user, the metrics token as a bearer token."""
+    settings.METRICS_TOKEN = "metrics-token-0123456789"
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer metrics-token-0123456789")
+    return client
+
+
+@pytest.fixture
 def demo_instances(settings: Any) -> None:
     settings.JOBNIMBUS_INSTANCES = {"demo": {"api_key": "server-held-key-1", "webhook_secret": "hook-secret-1"}}
 
@@ -52,9 +62,9 @@ def fill(env: CacheEnv) -> None:
     env.read(env.request(entity="job", policy="jobs", tool="get_jobs", tags=(list_tag("job"),)))
 
 
-def test_health_is_open_and_reveals_nothing_secret(cache_backend: CacheEnv, outsider: APIClient, settings: Any) -> None:
+def test_health_reveals_nothing_secret(cache_backend: CacheEnv, monitor: APIClient, settings: Any) -> None:
     settings.SECRET_KEY = "a-long-server-secret-that-must-not-leak"
-    response = outsider.get("/cache/health")
+    response = monitor.get("/cache/health")
     body = response.json()
     assert response.status_code == 200
     assert body["status"] == "healthy"
@@ -65,21 +75,21 @@ def test_health_is_open_and_reveals_nothing_secret(cache_backend: CacheEnv, outs
     assert "redis://" not in text
 
 
-def test_health_reports_degraded_and_unavailable(cache_backend: CacheEnv, outsider: APIClient, settings: Any) -> None:
+def test_health_reports_degraded_and_unavailable(cache_backend: CacheEnv, monitor: APIClient, settings: Any) -> None:
     for _ in range(5):
         redis_breaker().record_failure()
-    assert outsider.get("/cache/health").json()["status"] == "degraded"
+    assert monitor.get("/cache/health").json()["status"] == "degraded"
     settings.CACHES = caches_setting("redis://127.0.0.1:1/0", IDENTITY)
     engine.reset_engine()
-    body = outsider.get("/cache/health").json()
+    body = monitor.get("/cache/health").json()
     assert (body["status"], body["connected"]) == ("unavailable", False)
 
 
-def test_stats_count_hits_misses_and_writes_by_tier_and_tool(cache_backend: CacheEnv, outsider: APIClient) -> None:
-    before = outsider.get("/cache/stats").json()
+def test_stats_count_hits_misses_and_writes_by_tier_and_tool(cache_backend: CacheEnv, staff: APIClient) -> None:
+    before = staff.get("/cache/stats").json()
     fill(cache_backend)
     cache_backend.read()
-    after = outsider.get("/cache/stats").json()
+    after = staff.get("/cache/stats").json()
     assert after["misses"] - before["misses"] == 3
     assert after["hits"] - before["hits"] == 1
     assert after["byTier"]["l1"] - before["byTier"]["l1"] == 1
@@ -90,9 +100,9 @@ def test_stats_count_hits_misses_and_writes_by_tier_and_tool(cache_backend: Cach
     assert after["redis"]["keys"] >= 3
 
 
-def test_metrics_are_prometheus_text(cache_backend: CacheEnv, outsider: APIClient) -> None:
+def test_metrics_are_prometheus_text(cache_backend: CacheEnv, monitor: APIClient) -> None:
     cache_backend.read()
-    response = outsider.get("/metrics")
+    response = monitor.get("/metrics")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     assert b'jn_cache_reads_total{status="miss",tool="get_contacts"}' in response.content

@@ -1,9 +1,15 @@
-"""The webhook receiver: authentication, body forms, limits, dedup, and how the event gets applied."""
+"""The webhook receiver: authentication, body forms, limits, dedup, and how the event gets applied.
+
+The tests of signature timestamps, replays and the dedup window run at each instant of `moved_clock` (the signer
+and the receiver read the one travelled clock): at the boundary instants a timestamp minutes old is from the month,
+or the year, before.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -15,6 +21,7 @@ from cacheops import api, webhooks
 from cacheops.api import list_tag, record_tag, related_tag
 from cacheops.models import InvalidationEvent, SeenSignature
 from cacheops.tasks import apply_invalidation_event
+from tests.fixtures.clock import Clock
 from tests.fixtures.freshness import SECRET
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_instances")]
@@ -78,9 +85,24 @@ def test_instance_from_header(client: Client) -> None:
     assert InvalidationEvent.objects.get().instance == "acme"
 
 
+@pytest.mark.usefixtures("moved_clock")
 def test_valid_signature_is_accepted(client: Client) -> None:
     raw, headers = _signed(_documented())
     assert _post(client, raw, **headers).status_code == 202
+
+
+@pytest.mark.usefixtures("moved_clock")
+@pytest.mark.parametrize(
+    ("skew_s", "status", "code"),
+    [(-299, 202, None), (+299, 202, None), (-305, 401, "stale_timestamp"), (+305, 401, "stale_timestamp")],
+)  # the clock is frozen: no time passes between signing and checking
+def test_the_timestamp_is_checked_against_the_receivers_clock(
+    client: Client, skew_s: int, status: int, code: str | None
+) -> None:
+    raw = orjson.dumps(_documented())
+    response = _post(client, raw, **_signature_headers(raw, SECRET, skew_s))
+    assert response.status_code == status
+    assert response.json().get("error") == code
 
 
 @pytest.mark.parametrize(
@@ -107,6 +129,7 @@ def test_bad_credentials_are_401_and_nothing_is_stored_or_invalidated(
     assert tag_spy.calls == []
 
 
+@pytest.mark.usefixtures("moved_clock")
 def test_replayed_signature_is_rejected(client: Client) -> None:
     raw, headers = _signed(_documented())
     assert _post(client, raw, **headers).status_code == 202
@@ -116,6 +139,7 @@ def test_replayed_signature_is_rejected(client: Client) -> None:
     assert InvalidationEvent.objects.count() == 1
 
 
+@pytest.mark.usefixtures("moved_clock")
 def test_replay_is_caught_by_the_database_when_redis_is_down(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     def down(alias: str) -> Any:
         raise RedisConnectionError("redis is down")
@@ -196,12 +220,17 @@ def test_get_is_not_allowed(client: Client) -> None:
 
 
 def test_duplicate_while_pending_is_recorded_and_applied_once(
-    client: Client, tag_spy, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+    client: Client,
+    tag_spy,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+    moved_clock: Clock,
 ) -> None:
     monkeypatch.setattr(apply_invalidation_event, "apply_async", lambda args, **kw: apply_invalidation_event(*args))
     body = _documented()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        first = _post(client, body, **{"X-Webhook-Token": SECRET}).json()
+        with moved_clock.at(moved_clock.now - timedelta(seconds=25)):  # inside the 30 s dedup window
+            first = _post(client, body, **{"X-Webhook-Token": SECRET}).json()
         second = _post(client, body, **{"X-Webhook-Token": SECRET}).json()
     for callback in callbacks:
         callback()

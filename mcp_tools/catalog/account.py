@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+import contextvars
+import hmac
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
 
-from cacheops.api import list_tag, recent_webhook_deliveries
+from cacheops.api import list_tag, recent_webhook_deliveries, record_tag
+from cacheops.errors import CacheBackendError, UpstreamUnavailableError
 from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec
 from mcp_tools.catalog.declare import READ, SHAPING_PROPS, object_schema
 from mcp_tools.catalog.runtime import Args, account_settings, cached, client, result
+from mcp_tools.jobnimbus.errors import JobNimbusError
 from mcp_tools.shaping import DETAIL_OUTPUT_SCHEMA, LIST_OUTPUT_SCHEMA, detail_result, list_result
 
 WEBHOOK_EVENTS = ("Contact", "Job", "Task", "Activity", "Attachment", "Work Order", "Material Order")
+
+# The records a delivery can be checked against with the caller's key: entity → (resource, policy), the same cache
+# entry as the entity's detail tool (get_contact, get_job, ...). Files, payments, users, settings and webhooks have
+# no read by id, so their deliveries are withheld from keys that are not the instance's own.
+_READ_BY_ID: dict[str, tuple[str, str]] = {
+    "contact": ("contacts", "contact_detail"),
+    "job": ("jobs", "job_detail"),
+    "activity": ("activities", "activities"),
+    "task": ("tasks", "tasks"),
+    "estimate": ("estimates", "estimates"),
+    "invoice": ("invoices", "invoices"),
+    "workorder": ("workorders", "workorders"),
+    "materialorder": ("materialorders", "materialorders"),
+    "product": ("products", "products"),
+}
+# At most this many records are looked up per call (misses cost a JobNimbus GET each), this many at once.
+_MAX_LOOKUPS = 20
+_LOOKUP_THREADS = 4
 
 
 def _users(ctx: ToolContext, args: Args) -> ToolResult:
@@ -36,7 +60,63 @@ def _webhooks(ctx: ToolContext, args: Args) -> ToolResult:
     # (no delivery drops a cached copy, so caching them would show an old list).
     _settings, meta = account_settings(ctx, "get_webhooks")
     deliveries = recent_webhook_deliveries(ctx.instance, args["limit"])
-    return result({**webhook_setup(ctx.instance), "recent_deliveries": deliveries}, meta)
+    shown = deliveries if _holds_instance_key(ctx) else readable_deliveries(ctx, deliveries)
+    return result(
+        {
+            **webhook_setup(ctx.instance),
+            "recent_deliveries": shown,
+            "withheld_deliveries": len(deliveries) - len(shown),
+        },
+        meta,
+    )
+
+
+def _holds_instance_key(ctx: ToolContext) -> bool:
+    """Tell whether the caller's key is the instance's server-held key (the operator's: it sees every record)."""
+    held = (settings.JOBNIMBUS_INSTANCES.get(ctx.instance) or {}).get("api_key")
+    return bool(held) and hmac.compare_digest(str(held).encode(), ctx.api_key.encode())
+
+
+def readable_deliveries(ctx: ToolContext, deliveries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the deliveries whose record the caller's key can read; the rest name records it may not see.
+
+    JobNimbus keys carry access profiles (a sales rep's key sees that rep's contacts and jobs and what hangs off
+    them), and a delivery's jnid and related ids are that record's. Each record is read with the caller's own key
+    through the cache (the detail tool's entry, so a record read before costs nothing); a refusal, a 404, a failure,
+    an entity without a read by id, or more records than _MAX_LOOKUPS withholds the delivery. A delivery without a
+    jnid names nothing and is shown.
+    """
+    records = list(dict.fromkeys((str(d.get("entity")), str(d["jnid"])) for d in deliveries if d.get("jnid")))
+    checked = records[:_MAX_LOOKUPS]
+    readable: set[tuple[str, str]] = set()
+    if checked:
+        # Each look-up runs in a copy of this request's context (its request id reaches the engine's log lines).
+        contexts = [contextvars.copy_context() for _ in checked]
+        with ThreadPoolExecutor(max_workers=min(_LOOKUP_THREADS, len(checked))) as pool:
+            verdicts = pool.map(lambda run, record: run.run(_can_read, ctx, *record), contexts, checked)
+            readable = {record for record, ok in zip(checked, verdicts, strict=True) if ok}
+    return [d for d in deliveries if not d.get("jnid") or (str(d.get("entity")), str(d["jnid"])) in readable]
+
+
+def _can_read(ctx: ToolContext, entity: str, jnid: str) -> bool:
+    target = _READ_BY_ID.get(entity)
+    if target is None:
+        return False
+    resource, policy = target
+    try:
+        cached(
+            ctx,
+            "get_webhooks",
+            entity=entity,
+            op="get",
+            policy=policy,
+            args={"jnid": jnid},
+            tags=[record_tag(jnid)],
+            fetch=lambda: client(ctx).get(resource, jnid),
+        )
+    except (JobNimbusError, UpstreamUnavailableError, CacheBackendError):
+        return False
+    return True
 
 
 def webhook_setup(instance: str) -> dict[str, Any]:
@@ -76,6 +156,7 @@ WEBHOOKS_OUTPUT: dict[str, Any] = {
         "body": {"type": "object"},
         "how_to": {"type": "string"},
         "recent_deliveries": {"type": "array", "items": {"type": "object"}},
+        "withheld_deliveries": {"type": "integer", "minimum": 0},
     },
     "required": ["instance", "url", "headers", "recent_deliveries"],
 }
@@ -110,7 +191,8 @@ TOOLS: list[ToolSpec] = [
         "get_webhooks",
         "Webhook set-up",
         "Return the webhook URL to paste into a JobNimbus automation for this instance (so the cache learns of "
-        "changes at once), the X-Webhook-Token header to set, the body to send, and the latest deliveries received.",
+        "changes at once), the X-Webhook-Token header to set, the body to send, and the latest deliveries received "
+        "for records your key can read (withheld_deliveries counts the others).",
         object_schema(
             {
                 "limit": {
