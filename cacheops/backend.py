@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import redis
 from django.core.cache import caches
 from django_redis import get_redis_connection
+from django_redis.exceptions import CompressorError
 
 from cacheops import metrics
 from cacheops.breakers import redis_breaker
@@ -91,6 +92,27 @@ def encode(value: Any) -> bytes:
 def decode(raw: bytes) -> Any:
     """Return the value encoded in `raw`."""
     return caches["default"].client.decode(raw)  # type: ignore[attr-defined]
+
+
+def encode_sized(value: Any) -> tuple[bytes, int]:
+    """Return `value` encoded (as `encode`) and the length of its serialized text before compression.
+
+    The length is what the L1 tier's memory estimate starts from (cacheops.l1.decoded_size); django-redis's own
+    encode does not tell it, so its two steps are run here.
+    """
+    codec = caches["default"].client  # type: ignore[attr-defined]
+    text: bytes = codec._serializer.dumps(value)
+    return codec._compressor.compress(text), len(text)
+
+
+def decode_sized(raw: bytes) -> tuple[Any, int]:
+    """Return the value encoded in `raw` (never an int: envelopes are objects) and the length of its text."""
+    codec = caches["default"].client  # type: ignore[attr-defined]
+    try:
+        text: bytes = codec._compressor.decompress(raw)
+    except CompressorError:  # stored uncompressed (small, or compression off)
+        text = raw
+    return codec._serializer.loads(text), len(text)
 
 
 def call(operation: Callable[[redis.Redis], T]) -> T:

@@ -1,12 +1,15 @@
 """Circuit breakers: one for Redis (failures within a window), one per JobNimbus instance (consecutive failures).
 
 A breaker only decides and records; it never holds its lock across the call it guards. State changes are
-logged and counted.
+logged and counted. A breaker given a `probe` (the Redis one: a PING) does not wait out its cool-down: while it is
+open one thread of the process runs the probe every `probe_interval_s` and closes the breaker on the first success,
+so the tier it guards is back within about one interval of the service's return rather than after a fixed minute.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -25,16 +28,31 @@ Clock = Callable[[], float]
 class Breaker:
     """Closed → open after failures → half-open after a cool-down → closed after enough successes."""
 
-    def __init__(self, name: str, *, open_s: float, half_open_successes: int, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        open_s: float,
+        half_open_successes: int,
+        clock: Clock = time.monotonic,
+        probe: Callable[[], bool] | None = None,
+        probe_interval_s: float = 0.0,
+    ) -> None:
         self.name = name
         self.open_s = open_s
         self.half_open_successes = half_open_successes
         self.clock = clock
+        # Asked while open, off every request path, whether the service answers again (never raises; True = up).
+        self.probe = probe if probe_interval_s > 0 else None
+        self.probe_interval_s = probe_interval_s
         self._state: State = "CLOSED"
         self._opened_at = 0.0
         self._cooldown_s = open_s
         self._successes = 0
         self._lock = threading.Lock()
+        self._prober: threading.Thread | None = None
+        self._prober_pid = 0
+        self._stopped = threading.Event()
 
     @property
     def state(self) -> State:
@@ -78,6 +96,10 @@ class Breaker:
             self._successes = 0
             self._on_reset()
 
+    def stop_probing(self) -> None:
+        """End this breaker's prober thread, if one runs (the breaker is being forgotten)."""
+        self._stopped.set()
+
     def _current(self) -> State:
         if self._state == "OPEN" and self.clock() >= self._opened_at + self._cooldown_s:
             self._move("HALF_OPEN")
@@ -87,6 +109,34 @@ class Breaker:
         self._opened_at = self.clock()
         self._cooldown_s = self._cooldown(retry_after_s)
         self._move("OPEN")
+        self._start_prober()
+
+    def _start_prober(self) -> None:
+        """Start the thread probing this open breaker, unless one runs in this process already (lock held)."""
+        if self.probe is None or self._stopped.is_set():
+            return
+        running = self._prober is not None and self._prober.is_alive() and self._prober_pid == os.getpid()
+        if running:
+            return
+        self._prober_pid = os.getpid()  # a forked child inherits the breaker but not the thread: it starts its own
+        self._prober = threading.Thread(target=self._probe_until_closed, name=f"breaker-probe-{self.name}", daemon=True)
+        self._prober.start()
+
+    def _probe_until_closed(self) -> None:
+        probe = self.probe
+        assert probe is not None
+        while not self._stopped.wait(self.probe_interval_s):
+            with self._lock:
+                if self._state == "CLOSED":
+                    return
+            up = probe()  # outside the lock: it waits on the network
+            with self._lock:
+                if self._state == "CLOSED":
+                    return
+                if up:
+                    logger.warning("breaker %s: probe answered; closing", self.name)
+                    self._move("CLOSED")
+                    return
 
     def _move(self, state: State) -> None:
         if state == self._state:
@@ -176,10 +226,16 @@ _upstream: dict[str, tuple[ConsecutiveBreaker, HalfOpenGate]] = {}
 
 
 def redis_breaker() -> WindowBreaker:
-    """Return the process's Redis breaker, built from CACHEOPS_ENGINE["REDIS_BREAKER"]."""
+    """Return the process's Redis breaker, built from CACHEOPS_ENGINE["REDIS_BREAKER"].
+
+    While open it PINGs Redis every PROBE_INTERVAL_S (one thread) and closes on the first answer; OPEN_S is only
+    the cool-down after which request traffic probes by itself (half-open), should the prober not get there first.
+    """
     global _redis_breaker
     with _registry_lock:
         if _redis_breaker is None:
+            from cacheops import backend  # backend imports this module
+
             conf = engine_setting("REDIS_BREAKER")
             _redis_breaker = WindowBreaker(
                 "redis",
@@ -187,6 +243,8 @@ def redis_breaker() -> WindowBreaker:
                 window_s=float(conf["WINDOW_S"]),
                 open_s=float(conf["OPEN_S"]),
                 half_open_successes=int(conf["HALF_OPEN_SUCCESSES"]),
+                probe=lambda: backend.ping() is not None,
+                probe_interval_s=float(conf["PROBE_INTERVAL_S"]),
             )
         return _redis_breaker
 
@@ -221,5 +279,7 @@ def reset_breakers() -> None:
     """Forget every breaker (tests and settings changes rebuild them from settings)."""
     global _redis_breaker
     with _registry_lock:
+        if _redis_breaker is not None:
+            _redis_breaker.stop_probing()
         _redis_breaker = None
         _upstream.clear()

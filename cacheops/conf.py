@@ -26,13 +26,35 @@ DEFAULTS: dict[str, Any] = {
     # Waiters are woken by pub/sub; this backstop re-checks in case the holder died or a message was lost.
     "LOCK_RECHECK_S": 0.5,
     "REFRESH_WORKERS": 4,
+    # Request threads a process lets block on misses (fetching, or waiting on another's fetch of the same key);
+    # up to MISS_QUEUE more wait MISS_QUEUE_WAIT_S for a slot, the rest are refused at once ("busy, retry in 1 s"),
+    # or served stale inside stale-if-error. 0 = no limit: the engine alone does not know its server's threads;
+    # settings sets 4 (+2 queued) for the Procfile's 8 gunicorn threads, so cached hits always find a thread.
+    "MISS_CONCURRENCY": 0,
+    "MISS_QUEUE": 2,
+    "MISS_QUEUE_WAIT_S": 1.0,
     "REFRESH_MAX_PENDING": 256,
     # XFetch beta (Vattani et al.): 1.0 is the paper's optimum; 0 disables early refresh.
     "XFETCH_BETA": 1.0,
     # Generation counters must outlive any fetch by far; a day also bounds their memory.
     "GENERATION_TTL_S": 86400,
-    "REDIS_BREAKER": {"FAILURES": 5, "WINDOW_S": 120.0, "OPEN_S": 60.0, "HALF_OPEN_SUCCESSES": 3},
+    # While open, one thread per process PINGs Redis every PROBE_INTERVAL_S and closes the breaker on an answer
+    # (0 turns probing off: then only OPEN_S's cool-down and half-open traffic close it).
+    "REDIS_BREAKER": {
+        "FAILURES": 5,
+        "WINDOW_S": 120.0,
+        "OPEN_S": 60.0,
+        "HALF_OPEN_SUCCESSES": 3,
+        "PROBE_INTERVAL_S": 1.0,
+    },
     "UPSTREAM_BREAKER": {"FAILURES": 5, "OPEN_S": 30.0, "MAX_OPEN_S": 300.0},
+    # What JobNimbus said about one caller's key (cacheops.callers): a refused key (401/403) is not sent, nor served
+    # from cache, for REFUSED_KEY_TTL_S; cached answers are served to a key only while JobNimbus accepted it within
+    # KEY_REVALIDATE_S (else the read asks it first); a key answered 429 waits its Retry-After (or the default), capped.
+    "REFUSED_KEY_TTL_S": 60.0,
+    "KEY_REVALIDATE_S": 300.0,
+    "KEY_BACKOFF_DEFAULT_S": 30.0,
+    "KEY_BACKOFF_MAX_S": 300.0,
     # Policy name -> fresh TTL seconds, from CACHE_TTL_<POLICY> (see settings).
     "TTL_OVERRIDES": {},
 }

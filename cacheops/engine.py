@@ -21,16 +21,23 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from cacheops import backend, history, keys, metrics
+from cacheops import backend, callers, history, keys, metrics
 from cacheops.breakers import reset_breakers, upstream_breaker
 from cacheops.broadcast import Subscriber, invalidation_message
 from cacheops.conf import engine_setting
-from cacheops.errors import CacheBackendError, UpstreamUnavailableError
-from cacheops.l1 import L1Cache, L1Entry
+from cacheops.errors import (
+    CacheBackendError,
+    UpstreamError,
+    UpstreamUnavailableError,
+    breaker_verdict,
+    key_verdict,
+    whole_seconds,
+)
+from cacheops.l1 import L1Cache, L1Entry, decoded_size
 from cacheops.policies import Policy, effective_policy
 
 if TYPE_CHECKING:
@@ -56,13 +63,19 @@ class Read:
 
 @dataclass(frozen=True)
 class Plan:
-    """One read resolved against settings: its key, tags and windows."""
+    """One read resolved against settings: its key, tags and windows, and whose key it is read with.
+
+    `distrust_before`: a stored value of that age or older may not answer this read (the source has not accepted
+    the caller's key lately, so the read asks it first); only a value stored since, by a fetch with the key, may.
+    """
 
     key: str
     instance: str
     tool: str
     tags: tuple[str, ...]
     policy: Policy
+    tenant: str = ""
+    distrust_before: float | None = None
 
 
 @dataclass
@@ -122,7 +135,7 @@ def plan(request: ReadRequest) -> Plan:
     scope = request.scope
     key = keys.entry_key(scope.instance, scope.tenant, request.entity, request.op, normalised)
     tags = tuple(dict.fromkeys([*request.tags, *keys.entity_tags(request.entity, request.tags)]))
-    return Plan(key, scope.instance, request.tool, tags, effective_policy(request.policy))
+    return Plan(key, scope.instance, request.tool, tags, effective_policy(request.policy), scope.tenant)
 
 
 def age_of(envelope: dict[str, Any], now: float) -> float:
@@ -140,6 +153,57 @@ def window_of(envelope: dict[str, Any], policy: Policy, now: float) -> str:
     return "error_only" if age < policy.fresh_s + policy.stale_if_error_s else "gone"
 
 
+class UpstreamBusyError(UpstreamUnavailableError):
+    """A miss refused because the process's miss slots are all taken (JobNimbus is slow): retry shortly.
+
+    Refused before any request left, so it says nothing about JobNimbus's health (no breaker counts it).
+    """
+
+    instance_fault = False
+    reached_upstream = False
+
+
+class MissGate:
+    """Bounds the request threads a process lets block on misses, so cached hits always find a free thread.
+
+    A miss (leading a fetch, following another thread's flight, or waiting on another process's lock) holds one
+    of `slots`; when all are taken, up to `queue` more wait at most `wait_s` for one, and the rest are refused at
+    once. A web worker with more threads than slots + queue therefore always has threads left for hits, however
+    slow JobNimbus is. Background refreshes run on their own pool and take no slot. `slots` 0 means no limit.
+    """
+
+    def __init__(self, slots: int, queue: int, wait_s: float) -> None:
+        self.slots = slots
+        self.queue = queue
+        self.wait_s = wait_s
+        self.running = 0
+        self.waiting = 0
+        self._cond = threading.Condition(threading.Lock())
+
+    def enter(self) -> bool:
+        """Take a slot (waiting for one in the queue when there is room); False when refused."""
+        with self._cond:
+            if self.slots <= 0 or self.running < self.slots:
+                self.running += 1
+                return True
+            if self.waiting >= self.queue:
+                return False
+            self.waiting += 1
+            try:
+                if not self._cond.wait_for(lambda: self.running < self.slots, self.wait_s):
+                    return False
+            finally:
+                self.waiting -= 1
+            self.running += 1
+            return True
+
+    def leave(self) -> None:
+        """Give a slot back (after a successful `enter`)."""
+        with self._cond:
+            self.running -= 1
+            self._cond.notify()
+
+
 class Engine:
     """The process's cache engine: L1, flights, the refresher pool and the subscriber."""
 
@@ -153,7 +217,13 @@ class Engine:
         self.xfetch_beta = float(engine_setting("XFETCH_BETA"))
         self.generation_ttl_s = int(engine_setting("GENERATION_TTL_S"))
         self.max_pending = int(engine_setting("REFRESH_MAX_PENDING"))
+        self.miss_gate = MissGate(
+            int(engine_setting("MISS_CONCURRENCY")),
+            int(engine_setting("MISS_QUEUE")),
+            float(engine_setting("MISS_QUEUE_WAIT_S")),
+        )
         self.subscriber = Subscriber(self._forget, self.l1.clear)
+        self.callers = callers.CallerMemory()
         self._pool = ThreadPoolExecutor(int(engine_setting("REFRESH_WORKERS")), thread_name_prefix="cacheops-refresh")
         self._flights: dict[str, Flight] = {}
         self._refreshing: set[str] = set()
@@ -176,45 +246,101 @@ class Engine:
     def _resolve(self, p: Plan, fetch: Callable[[], Any]) -> Read:
         now = _now()
         self.subscriber.drain_pending()  # an invalidation that has reached this process applies before L1 answers
+        standing = self.callers.local(p.instance, p.tenant)
+        callers.raise_if_refused(standing)  # a refused key is answered neither by JobNimbus nor by the cache
         local = self.l1.get(p.key)
-        if local is not None:
+        if local is not None and standing.accepted:
             return self._served(local, "hit_l1", p, now)
         if self._pending:
             self._replay_pending()
         # Taken before the Redis read: an invalidation landing after it must keep what we read out of L1.
         seen = self.l1.generations(p.instance, p.tags)
-        # A write's invalidation still unreplayed: Redis may hold what it made stale, so read as if Redis were down.
-        stored = DOWN if self._pending else _l2(lambda: self._get(p))
+        stored, standing = self._stored(p, standing)
+        # An untrusted key's L1 copy is its fallback when Redis cannot say (away, or the entry gone from it).
+        candidate = stored if isinstance(stored, dict) else (None if standing.accepted else local)
         fallback = None
-        if isinstance(stored, dict):
-            window = window_of(stored, p.policy, now)
-            if window == "fresh":
-                self._remember(p, stored, now, seen)
-                self._maybe_xfetch(p, fetch, stored, now)
-                return self._served(stored, "hit_l2", p, now)
-            if window == "swr":
-                self._schedule_refresh(p, fetch, stored["t"], "swr")
-                return self._served(stored, "stale", p, now)
-            fallback = stored if window == "error_only" else None
+        if candidate is not None:
+            served, p, fallback = self._use_stored(p, fetch, candidate, standing.accepted, seen)
+            if served is not None:
+                return served
         try:
-            value, status = self._single_flight(p, fetch, redis_ok=stored is not DOWN)
-        except UpstreamUnavailableError:
+            value, status = self._miss(p, fetch, redis_ok=stored is not DOWN)
+        except UpstreamUnavailableError:  # UpstreamBusyError included: stale-if-error serves a busy miss too
             if fallback is None:
                 raise
             return self._served(fallback, "stale", p, _now())
         return Read(value, status, 0.0, p.policy.fresh_s)
 
+    def _miss(self, p: Plan, fetch: Callable[[], Any], *, redis_ok: bool) -> tuple[Any, str]:
+        """Resolve a miss in one of the process's miss slots; refuse it (UpstreamBusyError) when none frees up."""
+        if not self.miss_gate.enter():
+            metrics.UPSTREAM_CALLS.labels(p.tool, "busy").inc()  # never sent: not in the history of JobNimbus calls
+            raise UpstreamBusyError(
+                "too many JobNimbus reads are in flight on this server, retry in 1 s", retry_after_s=1
+            )
+        try:
+            return self._single_flight(p, fetch, redis_ok=redis_ok)
+        finally:
+            self.miss_gate.leave()
+
+    def _stored(self, p: Plan, standing: callers.Standing) -> tuple[Any, callers.Standing]:
+        """Return the stored envelope (None, or DOWN) and the caller's standing, which `_get` read along with it.
+
+        Raises KeyRefusedError when any process has recorded that JobNimbus refused the caller's key.
+        """
+        if self._pending:  # a write's invalidation still unreplayed: Redis may hold what it made stale
+            return DOWN, standing
+        stored = _l2(lambda: self._get(p))
+        if stored is DOWN:
+            return DOWN, standing
+        standing = self.callers.local(p.instance, p.tenant)
+        callers.raise_if_refused(standing)
+        return stored, standing
+
+    def _use_stored(
+        self, p: Plan, fetch: Callable[[], Any], stored: dict[str, Any], trusted: bool, seen: dict[str, int]
+    ) -> tuple[Read | None, Plan, dict[str, Any] | None]:
+        """Serve `stored` if its window and the caller's key allow; else return the plan to fetch with, and a fallback.
+
+        An untrusted key (JobNimbus has not accepted it within KEY_REVALIDATE_S) is not served from cache: the read
+        asks JobNimbus first, and this value answers only if JobNimbus is unavailable.
+        """
+        now = _now()
+        window = window_of(stored, p.policy, now)
+        if not trusted:
+            return None, replace(p, distrust_before=float(stored["t"])), (None if window == "gone" else stored)
+        if window == "fresh":
+            self._remember(p, stored, now, seen)
+            self._maybe_xfetch(p, fetch, stored, now)
+            return self._served(stored, "hit_l2", p, now), p, None
+        if window == "swr":
+            self._schedule_refresh(p, fetch, stored["t"], "swr")
+            return self._served(stored, "stale", p, now), p, None
+        return None, p, (stored if window == "error_only" else None)
+
     def _served(self, envelope: dict[str, Any], status: str, p: Plan, now: float) -> Read:
         return Read(envelope["v"], status, round(age_of(envelope, now), 3), p.policy.fresh_s)
 
     def _get(self, p: Plan) -> dict[str, Any] | None:
-        raw: bytes | None = backend.call(lambda r: r.get(p.key))  # type: ignore[assignment]
+        """Return the stored envelope of `p` (or None); what Redis knows of the caller's key, read in the same round
+        trip, goes into the caller memory (cacheops.callers)."""
+
+        def run(r: Any) -> list[Any]:
+            pipe = r.pipeline(transaction=False)
+            pipe.get(p.key)
+            callers.queue_reads(pipe, p.instance, p.tenant)
+            answers: list[Any] = pipe.execute()
+            return answers
+
+        raw, *standing = backend.call(run)
+        self.callers.merge(p.instance, p.tenant, standing)
         return None if raw is None else self._decode(p, raw)
 
     def _decode(self, p: Plan, raw: bytes) -> dict[str, Any]:
         metrics.BYTES.labels(p.tool, "read").inc(len(raw))
-        envelope: dict[str, Any] = backend.decode(raw)
-        envelope["_size"] = len(raw)
+        envelope: dict[str, Any]
+        envelope, text_length = backend.decode_sized(raw)
+        envelope["_size"] = decoded_size(text_length)  # the memory it takes here, not its compressed bytes
         return envelope
 
     def _remember(self, p: Plan, envelope: dict[str, Any], now: float, seen: dict[str, int] | None = None) -> None:
@@ -340,8 +466,10 @@ class Engine:
         return self._fresh_value(p, _l2(lambda: self._get(p), None), seen)
 
     def _fresh_value(self, p: Plan, stored: dict[str, Any] | None, seen: dict[str, int]) -> Any:
-        """Return the value of `stored` if it is fresh (kept in L1 too), else None."""
-        if isinstance(stored, dict) and window_of(stored, p.policy, _now()) == "fresh":
+        """Return the value of `stored` if it is fresh and may answer `p` (kept in L1 too), else None."""
+        if not isinstance(stored, dict) or (p.distrust_before is not None and stored["t"] <= p.distrust_before):
+            return None
+        if window_of(stored, p.policy, _now()) == "fresh":
             self._remember(p, stored, _now(), seen)
             return stored["v"]
         return None
@@ -380,13 +508,13 @@ class Engine:
             seen_l2 = _l2(lambda: backend.call(lambda r: r.mget(gen_keys))) if redis_ok else DOWN
             seen_l1 = self.l1.generations(p.instance, p.tags)
         started = time.perf_counter()
-        value = self.guarded_call(p.instance, p.tool, fetch)
+        value = self.guarded_call(p.instance, p.tool, fetch, tenant=p.tenant)
         envelope = {"v": value, "t": _now(), "d": round(time.perf_counter() - started, 6), "f": p.policy.fresh_s}
-        raw = backend.encode(envelope)
+        raw, text_length = backend.encode_sized(envelope)
         if len(raw) > self.max_item_bytes:
             metrics.UNCACHEABLE.labels(p.tool, "too_big").inc()
             return value
-        envelope["_size"] = len(raw)
+        envelope["_size"] = decoded_size(text_length)
         if seen_l2 is not DOWN and self._store_l2(p, raw, gen_keys, seen_l2, lock) is False:
             metrics.UNCACHEABLE.labels(p.tool, "invalidated_during_fetch").inc()
             return value
@@ -406,39 +534,71 @@ class Engine:
             metrics.BYTES.labels(p.tool, "written").inc(len(raw))
         return stored
 
-    def guarded_call(self, instance: str, tool: str, call: Callable[[], T]) -> T:
-        """Run an upstream call under the instance's breaker (one probe at a time when half-open)."""
+    def check_key(self, instance: str, tenant: str) -> None:
+        """Raise at once if any process knows the caller's key may not be sent now (refused, or backing off)."""
+        callers.raise_if_held(self.callers.shared(instance, tenant))
+
+    def guarded_call(self, instance: str, tool: str, call: Callable[[], T], tenant: str | None = None) -> T:
+        """Run an upstream call under the instance's breaker (one probe at a time when half-open).
+
+        With the caller's `tenant`, a key this process knows to be refused or backing off is not sent at all, and
+        what the answer says about the key is remembered (cacheops.callers).
+        """
+        if tenant:
+            callers.raise_if_held(self.callers.local(instance, tenant))
         breaker, gate = upstream_breaker(instance)
         state = breaker.state
         if state == "OPEN":
             _count_upstream(tool, "breaker_open")
-            wait = max(1, math.ceil(breaker.retry_after_s()))
+            wait = whole_seconds(breaker.retry_after_s(), 1)
             raise UpstreamUnavailableError(f"JobNimbus is unavailable, retry in {wait} s", retry_after_s=wait)
         probe = state == "HALF_OPEN"
         if probe and not gate.try_enter():
             _count_upstream(tool, "breaker_open")
             raise UpstreamUnavailableError("JobNimbus is unavailable, retry in 1 s", retry_after_s=1)
         try:
-            return self._counted(breaker, tool, call)
+            return self._counted(breaker, tool, call, (instance, tenant) if tenant else None)
         finally:
             if probe:
                 gate.leave()
 
-    def _counted(self, breaker: Any, tool: str, call: Callable[[], T]) -> T:
+    def _counted(self, breaker: Any, tool: str, call: Callable[[], T], caller: tuple[str, str] | None) -> T:
         try:
             value = call()
-        except UpstreamUnavailableError as exc:
-            breaker.record_failure(exc.retry_after_s)
-            _count_upstream(tool, "unavailable")
-            raise
-        except Exception:
-            # JobNimbus answered (a 4xx, a bad record): it is up, so this counts for the breaker as a success.
-            breaker.record_success()
-            _count_upstream(tool, "error")
+        except Exception as exc:
+            self._account_failure(breaker, tool, exc, caller)
             raise
         breaker.record_success()
         _count_upstream(tool, "ok")
+        if caller is not None:
+            self.callers.accept(*caller)
         return value
+
+    def _account_failure(self, breaker: Any, tool: str, exc: Exception, caller: tuple[str, str] | None) -> None:
+        """Tell the breaker and the caller memory what a failed call means; the error classes decide (errors.py).
+
+        Only an instance fault counts against the breaker: one caller's bad request, refused key or 429 must never
+        make JobNimbus look down to every tenant. A request that never left counts neither way.
+        """
+        verdict = breaker_verdict(exc)
+        if verdict == "failure":
+            breaker.record_failure(getattr(exc, "retry_after_s", None))
+            _count_upstream(tool, "unavailable")
+        elif verdict == "success":
+            breaker.record_success()
+            _count_upstream(tool, "error")
+        if caller is not None:
+            self._note_key(caller, exc)
+
+    def _note_key(self, caller: tuple[str, str], exc: Exception) -> None:
+        verdict = key_verdict(exc)
+        if verdict == "refused":
+            self.callers.refuse(*caller)
+        elif verdict == "backoff" and isinstance(exc, UpstreamError):
+            # The user is told the wait this server holds the key back for (Retry-After, capped), not a day of nines.
+            exc.retry_after_s = self.callers.back_off(*caller, exc.retry_after_s)
+        elif verdict == "accepted":
+            self.callers.accept(*caller)
 
     # --- background refresh ------------------------------------------------------------------------------
     def _schedule_refresh(self, p: Plan, fetch: Callable[[], Any], seen_t: float, trigger: str) -> None:

@@ -12,12 +12,22 @@ from django.conf import settings
 DEFAULTS: dict[str, Any] = {
     # Webhook bodies larger than this are refused with 413 (issue 5: 256 KB).
     "WEBHOOK_MAX_BYTES": 256 * 1024,
-    # Signed webhooks: accepted timestamp skew, and how long a seen signature is remembered against replays.
+    # Signed webhooks: accepted timestamp skew; a seen signature is remembered until its timestamp is this old.
     "SIGNATURE_TOLERANCE_S": 300,
+    # Wrong webhook secrets or signatures one client address may send per minute before it is refused (429) for
+    # the rest of that minute; 0 turns the limit off.
+    "AUTH_FAILURES_PER_MIN": 20,
     # Identical payloads received within this window while the first is still pending are applied once.
     "DEDUP_WINDOW_S": 30,
-    # A claimed event whose worker vanished can be claimed again after this long.
-    "CLAIM_LEASE_S": 120,
+    # A claimed event whose worker vanished can be claimed again after this long. Applying holds the claim for a
+    # Redis step plus, for an event naming no parents, a JobNimbus look-up; one slower than this is overtaken by
+    # the conservative drop (both apply: invalidating twice is harmless).
+    "CLAIM_LEASE_S": 8,
+    # The process that queued a webhook's event applies it itself when it is still unapplied this long after
+    # (no worker alive, or a backlog), or when its worker's claim lapsed; 0 leaves it to workers and the sweep.
+    "APPLY_CHECK_S": 3.0,
+    # One attempt to hand a webhook's event to the broker, with this socket timeout (Redis brokers); then inline.
+    "PUBLISH_TIMEOUT_S": 0.25,
     # The sweep leaves fresh events to their own task for this long before re-applying them itself.
     "SWEEP_MIN_AGE_S": 30,
     "SWEEP_BATCH": 200,

@@ -115,6 +115,21 @@ def entity_tags(entity: str, tags: Iterable[str]) -> list[str]:
     return [entity_tag(name) for name in dict.fromkeys([entity, *listed])]
 
 
+def caller_key(instance: str, tenant: str) -> str:
+    """Return the key holding what JobNimbus last said of a tenant's key, refused or accepted (cacheops.callers)."""
+    return f"{_ns()}:caller:{instance}:{tenant}"
+
+
+def caller_backoff_key(instance: str, tenant: str) -> str:
+    """Return the key whose expiry ends a tenant's back-off after JobNimbus answered its key 429 (cacheops.callers)."""
+    return f"{_ns()}:caller-backoff:{instance}:{tenant}"
+
+
 def signature_key(digest: str) -> str:
     """Return the key recording a signed webhook delivery already received (replay defence)."""
     return f"{engine_setting('KEY_NAMESPACE')}jnfresh:v1:sig:{digest}"
+
+
+def auth_failure_key(address: str) -> str:
+    """Return the counter of wrong webhook secrets or signatures from one client address in the current window."""
+    return f"{engine_setting('KEY_NAMESPACE')}jnfresh:v1:authfail:{address}"

@@ -1,7 +1,11 @@
-"""The in-process tier: a small LRU bounded in entries and bytes, with a short TTL.
+"""The in-process tier: a small LRU bounded in entries and in the memory its decoded values take, with a short TTL.
 
 Entries remember their instance and tags so an invalidation broadcast can drop them; a per-tag generation
 counter refuses stores from fetches that began before an invalidation (the L2 guard's local twin).
+
+An entry's `size` is what its value costs in this process, estimated by `decoded_size` from the length of its JSON
+text: the compressed size Redis holds is 5 to 10 times smaller and bounded nothing (100-record pages cost ~0.4 MB
+each in memory but ~13 KB against the byte limit).
 """
 
 from __future__ import annotations
@@ -16,10 +20,25 @@ from typing import Any
 EPOCH = "\x00epoch"
 MAX_GENERATIONS = 100_000
 
+# Bytes of Python objects per byte of JSON text, for values decoded by orjson (tracemalloc over orjson.loads of the
+# sandbox's 100-record pages of all 11 list resources: 3.4 for contacts, 3.6 jobs, 4.2-4.5 estimates, invoices,
+# work and material orders, tasks, files, 4.6 activities, 4.8 products, 5.0 payments; tests/test_hardening_faults.py
+# measures it again). Rounded up: an estimate that is too low lets the tier outgrow its limit, one too high only
+# keeps fewer entries. Values of many one-character strings or small floats cost more per JSON byte (up to ~15).
+DECODED_BYTES_PER_JSON_BYTE = 6
+# What an entry costs besides its value: the envelope dict and its numbers, the L1Entry, its key string, its tag
+# frozenset and the LRU and tag-index slots (tracemalloc: ~1.7 KB with a 90-character key and 4 tags, 2 unique).
+ENTRY_OVERHEAD_BYTES = 2048
+
+
+def decoded_size(json_length: int) -> int:
+    """Return the memory estimate of an entry whose value's JSON text is `json_length` bytes long."""
+    return json_length * DECODED_BYTES_PER_JSON_BYTE + ENTRY_OVERHEAD_BYTES
+
 
 @dataclass(frozen=True)
 class L1Entry:
-    """One value held in process."""
+    """One value held in process; `size` is the memory it takes (see `decoded_size`)."""
 
     envelope: dict[str, Any]
     instance: str

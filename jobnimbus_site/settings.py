@@ -28,6 +28,30 @@ SECRET_KEY = _secret or "dev-only-insecure-secret-key-change-me"
 ALLOWED_HOSTS = e.read_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = e.read_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
+# --- HTTPS, proxies, monitors (`manage.py check --deploy` passes; README "Configuration for real use") ------
+# The proxy in front that terminates TLS and the header it sets ("X-Forwarded-Proto" or "Name: value"). Set it only
+# behind a proxy that always overwrites that header: otherwise a client could claim https.
+SECURE_PROXY_SSL_HEADER = e.read_proxy_ssl_header("DJANGO_SECURE_PROXY_SSL_HEADER")
+# http → https redirects: by default only when debug is off and the proxy header tells https from http (without it
+# every request would look like http and redirect forever). /health and /metrics still answer plain-HTTP probes.
+SECURE_SSL_REDIRECT = e.read_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG and SECURE_PROXY_SSL_HEADER is not None)
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+# Sent on https answers only. includeSubDomains reaches hosts under this server's own name (mcp.example.com's, not
+# example.com's); preload is a request to browser vendors that only the domain's owner can make, so it stays off
+# and check --deploy's reminder about it (W021) is silenced unless it is turned on.
+SECURE_HSTS_SECONDS = e.read_int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = e.read_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = e.read_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS: list[str] = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SESSION_COOKIE_SECURE = e.read_bool("DJANGO_SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = e.read_bool("DJANGO_CSRF_COOKIE_SECURE", not DEBUG)
+# How many proxies in front append to X-Forwarded-For: the throttle's budgets and the webhook receiver's count of
+# wrong secrets are per client address, which behind proxies is the entry the outermost one added (0: REMOTE_ADDR).
+TRUSTED_PROXY_COUNT = e.read_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+# Bearer token for Prometheus and monitors: /metrics, /cache/stats, /cache/health and /health's details also answer
+# it, besides staff sign-in. Unset: staff only.
+METRICS_TOKEN = e.read_token("METRICS_TOKEN")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -144,6 +168,16 @@ CELERY_BROKER_URL = e.read_url(
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CACHE_KEY_NAMESPACE and CELERY_BROKER_URL.startswith(("redis", "rediss")):
     CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = CACHE_KEY_NAMESPACE
+if CELERY_BROKER_URL.startswith(("redis", "rediss")):
+    # Without a socket timeout a publish (beat's, or anyone's) to a broker that stopped answering waits forever.
+    # The worker's BRPOP is not bounded by it (kombu's event loop reads only when the socket is readable). Webhook
+    # publishes use the shorter CACHEOPS_FRESHNESS["PUBLISH_TIMEOUT_S"] on their own pooled connections.
+    CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] = e.read_float(
+        "CELERY_BROKER_SOCKET_TIMEOUT_S", 5.0, minimum=0.01
+    )
+    CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = e.read_float(
+        "CELERY_BROKER_CONNECT_TIMEOUT_S", 2.0, minimum=0.01
+    )
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -203,7 +237,12 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        # Django logs every request with a Host outside DJANGO_ALLOWED_HOSTS at ERROR with a traceback: anyone could
+        # flood the log with them. The client still gets its 400; Django's docs suggest silencing this logger.
+        "django.security.DisallowedHost": {"handlers": [], "level": "CRITICAL", "propagate": False},
+    },
 }
 
 # --- DRF ---------------------------------------------------------------------------------------
@@ -229,6 +268,39 @@ if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", MCP
     raise ImproperlyConfigured(
         f"MCP_THROTTLE_RATE is malformed: expected N/second|minute|hour|day, got {MCP_THROTTLE_RATE!r}"
     )
+# The other budgets (mcp_tools.throttling): per client address across its keys (default twice a key's rate), per
+# instance across every key (five times), and how many different keys one address may use per window.
+_KEY_RATE_COUNT, _KEY_RATE_PERIOD = MCP_THROTTLE_RATE.split("/")
+MCP_THROTTLE_ADDRESS_RATE = e.read_str("MCP_THROTTLE_ADDRESS_RATE") or f"{2 * int(_KEY_RATE_COUNT)}/{_KEY_RATE_PERIOD}"
+MCP_THROTTLE_INSTANCE_RATE = (
+    e.read_str("MCP_THROTTLE_INSTANCE_RATE") or f"{5 * int(_KEY_RATE_COUNT)}/{_KEY_RATE_PERIOD}"
+)
+MCP_THROTTLE_ADDRESS_KEYS = e.read_str("MCP_THROTTLE_ADDRESS_KEYS", "120/min") or "120/min"
+for _name, _rate in (
+    ("MCP_THROTTLE_ADDRESS_RATE", MCP_THROTTLE_ADDRESS_RATE),
+    ("MCP_THROTTLE_INSTANCE_RATE", MCP_THROTTLE_INSTANCE_RATE),
+    ("MCP_THROTTLE_ADDRESS_KEYS", MCP_THROTTLE_ADDRESS_KEYS),
+):
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", _rate):
+        raise ImproperlyConfigured(f"{_name} is malformed: expected N/second|minute|hour|day, got {_rate!r}")
+# Which instance an API key may name (mcp_tools.binding): first-seen, strict (JOBNIMBUS_KEY_SHA256_<NAME>) or off.
+JOBNIMBUS_KEY_INSTANCE_BINDING = e.read_str("JOBNIMBUS_KEY_INSTANCE_BINDING", "first-seen") or "first-seen"
+if JOBNIMBUS_KEY_INSTANCE_BINDING not in {"first-seen", "strict", "off"}:
+    raise ImproperlyConfigured(
+        "JOBNIMBUS_KEY_INSTANCE_BINDING is malformed: expected first-seen, strict or off, "
+        f"got {JOBNIMBUS_KEY_INSTANCE_BINDING!r}"
+    )
+JOBNIMBUS_KEY_SHA256: dict[str, frozenset[str]] = {}
+for _instance in JOBNIMBUS_INSTANCES:
+    _variable = "JOBNIMBUS_KEY_SHA256_" + re.sub(r"[^A-Za-z0-9]", "_", _instance).upper()
+    _digests = frozenset(digest.lower() for digest in e.read_list(_variable, []))
+    if any(not re.fullmatch(r"[0-9a-f]{64}", digest) for digest in _digests):
+        raise ImproperlyConfigured(f"{_variable} is malformed: expected SHA-256 digests (64 hex digits), comma list")
+    if JOBNIMBUS_KEY_INSTANCE_BINDING == "strict" and not _digests:
+        raise ImproperlyConfigured(
+            f"{_variable} must be set: JOBNIMBUS_KEY_INSTANCE_BINDING=strict lets only listed keys use {_instance!r}"
+        )
+    JOBNIMBUS_KEY_SHA256[_instance] = _digests
 MCP_TOOLS_PAGE_SIZE = e.read_int("MCP_TOOLS_PAGE_SIZE", 100, minimum=1, maximum=1000)
 # How long clients may cache tools/list and server/discover (2026-07-28 ttlMs): the catalog only
 # changes with a deploy.
@@ -239,6 +311,7 @@ CACHE_POLL_INTERVAL_S = e.read_int("CACHE_POLL_INTERVAL_S", 60, minimum=5)
 CACHE_SWEEP_INTERVAL_S = e.read_int("CACHE_SWEEP_INTERVAL_S", 60, minimum=5)
 CACHEOPS_FRESHNESS = {
     "WEBHOOK_MAX_BYTES": e.read_int("CACHE_WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024),
+    "AUTH_FAILURES_PER_MIN": e.read_int("CACHE_WEBHOOK_AUTH_FAILURES_PER_MIN", 20, minimum=0),
     "POLL_OVERLAP_S": e.read_int("CACHE_POLL_OVERLAP_S", 120, minimum=0),
     # mcp_tools implements the upstream reader; cacheops may not import it (see cacheops.poller).
     "CHANGE_SOURCE": "mcp_tools.change_source.build_change_source",
@@ -289,18 +362,30 @@ CACHEOPS_ENGINE = {
     "LOCK_TTL_S": e.read_float("CACHE_LOCK_TTL_S", 30.0, minimum=0.1),
     "LOCK_WAIT_S": e.read_float("CACHE_LOCK_WAIT_S", 20.0),
     "REFRESH_WORKERS": e.read_int("CACHE_REFRESH_WORKERS", 4, minimum=1, maximum=64),
+    # Misses a web process lets block its request threads at once, plus how many may queue for a slot and how
+    # long (cacheops.engine.MissGate); gunicorn's --threads must exceed the two counts together (Procfile: 8).
+    "MISS_CONCURRENCY": e.read_int("CACHE_MISS_CONCURRENCY", 4, minimum=0),
+    "MISS_QUEUE": e.read_int("CACHE_MISS_QUEUE", 2, minimum=0),
+    "MISS_QUEUE_WAIT_S": e.read_float("CACHE_MISS_QUEUE_WAIT_S", 1.0, minimum=0.0),
     "XFETCH_BETA": e.read_float("CACHE_XFETCH_BETA", 1.0),
     "REDIS_BREAKER": {
         "FAILURES": e.read_int("CACHE_REDIS_BREAKER_FAILURES", 5, minimum=1),
         "WINDOW_S": e.read_float("CACHE_REDIS_BREAKER_WINDOW_S", 120.0, minimum=0.1),
         "OPEN_S": e.read_float("CACHE_REDIS_BREAKER_OPEN_S", 60.0, minimum=0.01),
         "HALF_OPEN_SUCCESSES": e.read_int("CACHE_REDIS_BREAKER_SUCCESSES", 3, minimum=1),
+        "PROBE_INTERVAL_S": e.read_float("CACHE_REDIS_BREAKER_PROBE_S", 1.0, minimum=0.0),
     },
     "UPSTREAM_BREAKER": {
         "FAILURES": e.read_int("CACHE_UPSTREAM_BREAKER_FAILURES", 5, minimum=1),
         "OPEN_S": e.read_float("CACHE_UPSTREAM_BREAKER_OPEN_S", 30.0, minimum=0.01),
         "MAX_OPEN_S": e.read_float("CACHE_UPSTREAM_BREAKER_MAX_OPEN_S", 300.0, minimum=0.01),
     },
+    # Per caller's key (cacheops.callers): a key JobNimbus refused is not sent, nor served from cache, for
+    # REFUSED_KEY_TTL_S; cached answers go to a key only while JobNimbus accepted it within KEY_REVALIDATE_S (the
+    # bound for a revoked key that only hits cache); a key answered 429 waits its Retry-After, up to KEY_BACKOFF_MAX_S.
+    "REFUSED_KEY_TTL_S": e.read_float("CACHE_REFUSED_KEY_TTL_S", 60.0, minimum=1.0),
+    "KEY_REVALIDATE_S": e.read_float("CACHE_KEY_REVALIDATE_S", 300.0, minimum=1.0),
+    "KEY_BACKOFF_MAX_S": e.read_float("CACHE_KEY_BACKOFF_MAX_S", 300.0, minimum=1.0),
     "TTL_OVERRIDES": _ttl_overrides(),
 }
 

@@ -17,11 +17,17 @@ V = TypeVar("V")
 
 
 class OwnedMemo(Generic[V]):
-    """Least-recently-used map of key → (owner, value), at most `max_entries` long."""
+    """Least-recently-used map of key → (owner, value), at most `max_entries` long and `max_bytes` large.
 
-    def __init__(self, max_entries: int) -> None:
+    The bytes bound matters because an entry keeps its owner alive: a memo of shaped answers would otherwise hold
+    cached values the L1 tier has already dropped, outside the memory L1's own limit accounts for.
+    """
+
+    def __init__(self, max_entries: int, max_bytes: int | None = None) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, tuple[Any, V]] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Hashable, tuple[Any, V, int]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def lookup(self, key: Hashable, owner: Any) -> tuple[bool, V | None]:
@@ -33,13 +39,26 @@ class OwnedMemo(Generic[V]):
             self._entries.move_to_end(key)
             return True, remembered[1]
 
-    def remember(self, key: Hashable, owner: Any, value: V) -> None:
-        """Keep `value` for `key` and `owner`, forgetting the least recently used entry beyond the bound."""
+    def remember(self, key: Hashable, owner: Any, value: V, size: int = 0) -> None:
+        """Keep `value` for `key` and `owner` (`size`: the memory both take), forgetting the least recently used
+        entries beyond the bounds. An entry larger than `max_bytes` on its own is not kept."""
+        if self.max_bytes is not None and size > self.max_bytes:
+            return
         with self._lock:
-            self._entries[key] = (owner, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._bytes -= previous[2]
+            self._entries[key] = (owner, value, size)
+            self._bytes += size
+            while len(self._entries) > self.max_entries or (
+                self.max_bytes is not None and self._bytes > self.max_bytes
+            ):
+                self._bytes -= self._entries.popitem(last=False)[1][2]
+
+    @property
+    def bytes(self) -> int:
+        """Return the memory the remembered entries are estimated to take."""
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._entries)

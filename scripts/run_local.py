@@ -131,7 +131,8 @@ def process_commands(env: dict[str, str], scratch: Path) -> dict[str, list[str]]
         ],
         "web": [
             *(PYTHON, "-m", "gunicorn", "jobnimbus_site.wsgi:application", "--bind", f"127.0.0.1:{WEB_PORT}"),
-            *("--workers", "2", "--threads", "4", "--worker-class", "gthread", "--timeout", "60"),
+            *("--config", "jobnimbus_site/gunicorn_conf.py"),  # as the Procfile: an access log without credentials
+            *("--workers", "2", "--threads", "8", "--worker-class", "gthread", "--timeout", "60"),
             *("--log-level", "warning", "--access-logfile", str(RUN_DIR / "logs" / "access.log")),
         ],
         "worker": [*celery, "worker", "--loglevel", "warning", "--concurrency", "2", "--pool", "threads"],

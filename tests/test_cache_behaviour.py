@@ -266,7 +266,7 @@ def test_invalidation_broadcast_drops_l1_entries(cache_backend: CacheEnv) -> Non
 
 def test_open_redis_breaker_skips_l2(cache_backend: CacheEnv) -> None:
     cache_backend.settings.CACHEOPS_ENGINE = engine_setting_for(
-        cache_backend.namespace, REDIS_BREAKER={"FAILURES": 1, "OPEN_S": 60.0}
+        cache_backend.namespace, REDIS_BREAKER={"FAILURES": 1, "OPEN_S": 60.0, "PROBE_INTERVAL_S": 0.0}
     )
     engine.reset_engine()
     from cacheops.breakers import redis_breaker

@@ -51,6 +51,8 @@ def start_worker(url: str, namespace: str, *args: str, **env: str) -> subprocess
         "CACHE_KEY_NAMESPACE": namespace,
         "CACHE_LOCK_WAIT_S": "15",
         "CACHE_XFETCH_BETA": "0",
+        # 25 reading threads per process: more than a web worker has, so no miss cap (it would refuse most).
+        "CACHE_MISS_CONCURRENCY": "0",
         **env,
     }
     return subprocess.Popen(

@@ -62,7 +62,8 @@ def own_redis(settings: Any) -> Iterator[OwnRedis]:
     settings.CACHEOPS_ENGINE = engine_setting_for(
         f"outage-{uuid.uuid4().hex[:8]}:",
         L1_TTL_S=0.0,
-        REDIS_BREAKER={"FAILURES": 5, "WINDOW_S": 120.0, "OPEN_S": OPEN_S},
+        # No prober (it would close the breaker within its interval): these tests follow the half-open path.
+        REDIS_BREAKER={"FAILURES": 5, "WINDOW_S": 120.0, "OPEN_S": OPEN_S, "PROBE_INTERVAL_S": 0.0},
     )
     settings.CACHE_ENABLED = True
     engine.reset_engine()

@@ -100,3 +100,27 @@ def test_engine_options_follow_a_settings_change(settings: Any) -> None:
     assert engine_setting("L1_TTL_S") == 7.0
     settings.CACHEOPS_ENGINE = {"L1_TTL_S": 2.5}
     assert engine_setting("L1_TTL_S") == 2.5
+
+
+def test_the_answer_memo_is_bounded_in_bytes_so_it_never_keeps_what_l1_dropped_beyond_a_small_share() -> None:
+    from mcp_tools.memo import OwnedMemo
+
+    memo: OwnedMemo[str] = OwnedMemo(max_entries=100, max_bytes=1000)
+    owners = [[n] for n in range(10)]
+    for n, owner in enumerate(owners):
+        memo.remember(("k", n), owner, f"answer {n}", size=300)
+    assert memo.bytes <= 1000
+    assert len(memo) == 3  # the three most recent
+    assert memo.lookup(("k", 9), owners[9]) == (True, "answer 9")
+    assert memo.lookup(("k", 0), owners[0]) == (False, None)
+    memo.remember(("big",), object(), "too big", size=1001)  # larger than the whole bound: never kept
+    assert memo.lookup(("big",), None) == (False, None)
+    assert len(memo) == 3
+
+
+def test_shaped_answers_are_remembered_with_the_memory_they_keep_alive() -> None:
+    from mcp_tools.catalog import runtime
+
+    value = {"records": [{"jnid": f"r{n}", "name": "x" * 50} for n in range(100)]}
+    size = runtime._answer_size(value, '{"count": 100}')
+    assert size >= 6 * len(orjson.dumps(value))  # at least the decoded value L1 would account for

@@ -21,6 +21,7 @@ from cacheops.api import (
     related_tag,
 )
 from cacheops.errors import CacheBackendError
+from cacheops.l1 import decoded_size
 from mcp_tools.catalog.args import list_query, upstream_args
 from mcp_tools.catalog.base import ToolContext, ToolResult
 from mcp_tools.jobnimbus.client import JobNimbusClient
@@ -70,12 +71,24 @@ def shaped_result(
     if answer is None:
         structured = shape()
         answer = (structured, to_text(structured))
-        _answers.remember(memo_key, value, answer)
+        _answers.remember(memo_key, value, answer, _answer_size(value, answer[1]))
     return ToolResult(structured=answer[0], text=answer[1], cache=cache)
 
 
-# (scope, tool, arguments) → the shaped answer (structured, text) of one cached value.
-_answers: OwnedMemo[tuple[dict[str, Any], str]] = OwnedMemo(max_entries=256)
+def _answer_size(value: Any, text: str) -> int:
+    """Estimate the memory a remembered answer keeps alive: the cached value (which L1 may have dropped already),
+    the shaped structure and its text; the same per-JSON-byte estimate L1 uses for its own limit."""
+    try:
+        value_json = len(orjson.dumps(value))
+    except TypeError:
+        value_json = len(text)
+    return decoded_size(value_json) + decoded_size(len(text)) + len(text)
+
+
+# (scope, tool, arguments) → the shaped answer (structured, text) of one cached value. Bounded in bytes as well as
+# entries, so it can never hold more than a small share of what L1 is allowed (CACHE_L1_MAX_BYTES).
+ANSWER_MEMO_MAX_BYTES = 8 * 1024 * 1024
+_answers: OwnedMemo[tuple[dict[str, Any], str]] = OwnedMemo(max_entries=256, max_bytes=ANSWER_MEMO_MAX_BYTES)
 
 
 def cached(
@@ -160,7 +173,7 @@ def write(
     ctx: ToolContext, entity: str, event: str, call: Callable[[], dict[str, Any]], jnid: str | None = None
 ) -> dict[str, Any]:
     """Run a write under the instance's breaker, then invalidate what it touched before anyone reads it back."""
-    record = guard_upstream(ctx.instance, call)
+    record = guard_upstream(ctx.instance, call, tenant=ctx.tenant)
     touched = jnid or str(record.get("jnid") or "") or None
     try:
         apply_change(ctx.instance, entity, event, touched, related_ids(record))

@@ -1,0 +1,299 @@
+"""Issue 11, hardening: the web server as the Procfile runs it (its `web:` line, its defaults) under faults.
+
+- 13: slow JobNimbus misses never hold up cached hits: with every miss slot of a worker taken by a JobNimbus
+  answering in 8 s, hits keep their latency, and misses beyond the slots are answered at once ("busy, retry").
+- 17: after a worker is replaced, keep-alive clients spread over the workers again (connections are closed after a
+  bounded number of requests and seconds) instead of all staying on the survivor.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from sandbox.server import SandboxHandle
+from tests.fixtures.redis import require_real_redis
+from tests.fixtures.sandbox import control
+from tests.fixtures.servers import new_api_key
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(os.environ.get("VIRTUAL_ENV") or ROOT / ".venv") / "bin"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def procfile_web_command() -> str:
+    """Return the Procfile's `web:` command, bound to loopback."""
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    return line.removeprefix("web:").strip().replace("0.0.0.0:", "127.0.0.1:")
+
+
+@dataclass
+class Web:
+    """A running `web:` process: where it answers, its master pid, the namespace of its Redis keys."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    namespace: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def workers(self) -> list[int]:
+        """Return the pids of the master's worker processes."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                    pids.append(int(entry.name))
+        return sorted(pids)
+
+    def connections_of(self, pid: int) -> int:
+        """Return how many established client connections on the web port worker `pid` holds."""
+        inodes = set()
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            return 0
+        held = 0
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].split(":")[1], 16)
+            if local_port == self.port and fields[3] == "01" and fields[9] in inodes:
+                held += 1
+        return held
+
+
+@pytest.fixture
+def start_web(sandbox: SandboxHandle, tmp_path: Path) -> Iterator[Callable[..., Web]]:
+    """Return a function starting the Procfile's web line (its own defaults) against the sandbox and real Redis."""
+    url = require_real_redis()
+    started: list[Web] = []
+
+    def start(**env: str) -> Web:
+        port = _free_port()
+        namespace = f"hardening-web-{uuid.uuid4().hex[:8]}:"
+        environment = {
+            **os.environ,
+            "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+            "PORT": str(port),
+            "DJANGO_SECRET_KEY": "hardening-web",
+            "DJANGO_DEBUG": "false",
+            "LOG_FORMAT": "text",
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}",
+            "REDIS_URL": url,
+            "CACHE_KEY_NAMESPACE": namespace,
+            "JOBNIMBUS_BASE_URL": sandbox.base_url,
+            "JOBNIMBUS_INSTANCES": "demo",
+            "MCP_THROTTLE_RATE": "1000000/min",
+            **env,
+        }
+        for name in ("GUNICORN_THREADS", "GUNICORN_KEEPALIVE_MAX_REQUESTS", "GUNICORN_KEEPALIVE_MAX_AGE_S"):
+            if name not in env:
+                environment.pop(name, None)  # the Procfile's and the hook's defaults are what is under test
+        log_path = tmp_path / f"web-{port}.log"
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                ["bash", "-c", f"exec {procfile_web_command()}"],
+                cwd=ROOT,
+                env=environment,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        web = Web(process, port, namespace, log_path)
+        started.append(web)
+        deadline = time.monotonic() + 60
+        while not _answers(port):
+            assert process.poll() is None, f"the web process exited:\n{web.log()}"
+            assert time.monotonic() < deadline, f"the web process did not answer within 60 s:\n{web.log()}"
+            time.sleep(0.2)
+        return web
+
+    yield start
+    client = redis.Redis.from_url(url)
+    for web in started:
+        if web.process.poll() is None:
+            os.killpg(web.process.pid, signal.SIGTERM)
+            try:
+                web.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(web.process.pid, signal.SIGKILL)
+                web.process.wait(5)
+        for key in client.scan_iter(match=f"{web.namespace}*", count=1000):
+            client.unlink(key)
+
+
+def _answers(port: int) -> bool:
+    try:
+        status, _, _ = ping(http.client.HTTPConnection("127.0.0.1", port, timeout=2))
+    except OSError:
+        return False
+    return status == 200
+
+
+def ping(conn: http.client.HTTPConnection) -> tuple[int, dict[str, str], bytes]:
+    """Send MCP `ping` on `conn` (reconnecting once when the server closed it) and return status, headers, body."""
+    body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    for attempt in range(2):
+        try:
+            conn.request("POST", "/mcp", body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        except (http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine):
+            conn.close()  # a connection to a worker that died: the client opens a new one, as HTTP clients do
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def call_tool(port: int, api_key: str, name: str, arguments: dict[str, Any], timeout: float = 30) -> tuple[float, Any]:
+    """Call a tool through the compat route on a fresh connection; return (seconds, (status, X-Cache, body))."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    headers = {"Content-Type": "application/json", "X-JobNimbus-Instance": "demo", "X-JobNimbus-Api-Key": api_key}
+    started = time.perf_counter()
+    try:
+        conn.request(
+            "POST", "/mcp/tools/call", body=orjson.dumps({"name": name, "arguments": arguments}), headers=headers
+        )
+        response = conn.getresponse()
+        body = orjson.loads(response.read())
+        return time.perf_counter() - started, (response.status, response.getheader("X-Cache"), body)
+    finally:
+        conn.close()
+
+
+def _p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+# --- 13: slow misses do not delay cached hits --------------------------------------------------------------------
+
+
+def test_13_cached_hits_keep_their_latency_while_every_miss_slot_waits_on_a_slow_jobnimbus(
+    start_web: Callable[..., Web], clean_sandbox: SandboxHandle
+) -> None:
+    web = start_web(WEB_CONCURRENCY="1")  # one worker: every request below lands on the same threads and slots
+    api_key = new_api_key()
+    control(clean_sandbox, "POST", "keys", {"key": api_key, "profile": "all"})
+    hit_args = {"size": 5}
+    _, (status, _, body) = call_tool(web.port, api_key, "get_contacts", hit_args)
+    assert (status, body["success"]) == (200, True), body
+    before = [call_tool(web.port, api_key, "get_contacts", hit_args) for _ in range(40)]
+    assert {result[1] for _, result in before} <= {"HIT-L1", "HIT-L2"}
+
+    control(clean_sandbox, "POST", "faults", {"latency_ms": 8000, "path_prefix": "/api1/jobs"})
+    misses: list[tuple[float, Any]] = []
+    lock = threading.Lock()
+
+    def slow_miss(size: int) -> None:
+        outcome = call_tool(web.port, api_key, "get_jobs", {"size": size})
+        with lock:
+            misses.append(outcome)
+
+    threads = [threading.Thread(target=slow_miss, args=(size,)) for size in range(1, 11)]  # 10 > 8 threads
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)  # the slots are taken, the queue has timed out: all that is left is 4 misses at JobNimbus
+        during = [call_tool(web.port, api_key, "get_contacts", hit_args, timeout=20) for _ in range(40)]
+        in_flight = 10 - len(misses)
+    finally:
+        for thread in threads:
+            thread.join(30)
+        control(clean_sandbox, "DELETE", "faults")
+
+    assert all(result[0] == 200 and result[2]["success"] for _, result in during), during
+    base_p99, during_p99 = _p99([s for s, _ in before]), _p99([s for s, _ in during])
+    print(f"cached hits p99: {base_p99 * 1000:.1f} ms alone, {during_p99 * 1000:.1f} ms with every miss slot busy")
+    assert max(s for s, _ in during) < 1.0, "a cached hit waited behind slow JobNimbus misses"
+    assert during_p99 <= max(2 * base_p99, base_p99 + 0.1)  # the target: within 2x (0.1 s of slack for a busy box)
+    assert in_flight >= 4, "the slow misses had already ended: the hits were not measured under them"
+    refused = [(s, body) for s, (_, _, body) in misses if not body["success"]]
+    assert refused, "no miss was refused: the slots did not fill"
+    assert all("retry" in str(body).lower() for _, body in refused)
+    assert min(s for s, _ in refused) < 2.0  # refused at once (or after the queue's wait), not after JobNimbus
+    reached = control(clean_sandbox, "GET", "stats")["requests"]
+    jobs_calls = sum(n for name, n in reached.items() if "/api1/jobs" in name)
+    assert jobs_calls <= 6, f"{jobs_calls} misses reached JobNimbus at once; the slots are 4 (+2 queued)"
+
+
+# --- 17: keep-alive clients spread over the workers again after one is replaced ----------------------------------
+
+
+def test_17_keep_alive_clients_return_to_a_replaced_worker(start_web: Callable[..., Web]) -> None:
+    web = start_web(WEB_CONCURRENCY="2")
+    deadline = time.monotonic() + 30
+    while len(web.workers()) < 2:
+        assert time.monotonic() < deadline, web.log()
+        time.sleep(0.1)
+    clients = [http.client.HTTPConnection("127.0.0.1", web.port, timeout=10) for _ in range(12)]
+
+    def round_of_requests() -> None:
+        for conn in clients:
+            status, _, _ = ping(conn)
+            assert status == 200
+
+    round_of_requests()
+    held = {pid: web.connections_of(pid) for pid in web.workers()}
+    victim = max(held, key=lambda pid: held[pid])
+    os.kill(victim, signal.SIGKILL)  # a crash or a timeout kill; the master starts a replacement
+    killed_at = time.monotonic()
+    round_of_requests()  # the victim's clients reconnect: to the survivor, the only worker up
+    while len(web.workers()) < 2 or victim in web.workers():
+        assert time.monotonic() - killed_at < 30, web.log()
+        time.sleep(0.1)
+    replacement = next(pid for pid in web.workers() if pid not in held)
+
+    spread_at = None
+    while time.monotonic() - killed_at < 40:
+        round_of_requests()
+        if web.connections_of(replacement) >= 2:
+            spread_at = time.monotonic()
+            break
+    counts = {pid: web.connections_of(pid) for pid in web.workers()}
+    for conn in clients:
+        conn.close()
+    assert spread_at is not None, f"every keep-alive client stayed on the survivor: {counts}"
+    print(f"clients reached the replacement worker {spread_at - killed_at:.1f} s after the kill: {counts}")
+
+
+def test_17_a_connection_is_closed_after_its_request_bound(start_web: Callable[..., Web]) -> None:
+    web = start_web(WEB_CONCURRENCY="1")
+    conn = http.client.HTTPConnection("127.0.0.1", web.port, timeout=10)
+    closes = [n for n in range(1, 251) if ping(conn)[1].get("Connection", "").lower() == "close"]
+    conn.close()
+    assert closes == [100, 200], closes  # the 100th request of each connection says close; the client reconnects
+    assert re.search(r"--threads \$\{GUNICORN_THREADS:-(\d+)\}", procfile_web_command())
