@@ -3,7 +3,8 @@
 Everything starts on 127.0.0.1 on free ports and is stopped by `Stack.close()` (also on Ctrl-C, SIGTERM or an
 exception, through the `stack()` context manager). Redis is the real server at BENCH_REDIS_URL (default
 redis://127.0.0.1:6379/0) under a namespace of this run only (`bench<timestamp>-<pid>:`), whose keys are
-deleted at the end; the database is a temporary SQLite file.
+deleted at the end; the database is a temporary SQLite file. A run that kills or pauses Redis starts private
+redis-servers of its own instead (`Stack.start_redis`), stopped with everything else.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import tempfile
 import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
@@ -115,6 +116,7 @@ class Stack:
     sandbox_url: str = ""
     web_url: str = ""
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    private_redis: list[RedisServer] = field(default_factory=list)
 
     @property
     def mcp_url(self) -> str:
@@ -152,18 +154,37 @@ class Stack:
         proc = self._spawn(cmd, "web.log")
         wait_http(self.web_url + "/health", proc=proc)
 
-    def start_worker(self) -> None:
-        """Start a Celery worker consuming only this run's queue; wait until it says ready."""
+    def start_worker(self, extra_queues: Sequence[str] = (), log_name: str = "worker.log") -> subprocess.Popen[bytes]:
+        """Start a Celery worker consuming this run's queue (and `extra_queues`); wait until it says ready."""
         cmd = [PYTHON, "-m", "celery", "-A", "jobnimbus_site", "worker", "--loglevel", "info"]
-        cmd += ["--concurrency", "2", "--pool", "threads", "-Q", self.queue, "--without-gossip", "--without-mingle"]
+        queues = ",".join([self.queue, *extra_queues])
+        cmd += ["--concurrency", "2", "--pool", "threads", "-Q", queues, "--without-gossip", "--without-mingle"]
         cmd += ["--without-heartbeat", "-n", f"{self.queue}@%h"]
-        proc = self._spawn(cmd, "worker.log")
-        log = self.tmp / "worker.log"
+        proc = self._spawn(cmd, log_name)
+        log = self.tmp / log_name
         deadline = time.monotonic() + READY_TIMEOUT_S
         while " ready." not in log.read_text(errors="replace"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the celery worker did not start:\n" + log.read_text(errors="replace")[-2000:])
             time.sleep(0.1)
+        return proc
+
+    def start_beat(self) -> subprocess.Popen[bytes]:
+        """Start Celery beat (the Procfile's `beat:`), its schedule file in this run's directory.
+
+        It queues to Celery's default queue: only for a broker of this run (a private Redis), whose default queue
+        no other worker reads; give the worker that queue too (`start_worker(extra_queues=["celery"])`).
+        """
+        cmd = [PYTHON, "-m", "celery", "-A", "jobnimbus_site", "beat", "--loglevel", "info"]
+        cmd += ["--schedule", str(self.tmp / "celerybeat-schedule")]
+        return self._spawn(cmd, "beat.log")
+
+    def start_redis(self, name: str) -> RedisServer:
+        """Start a private redis-server of this run on a free port (no persistence): a server the run may kill."""
+        server = RedisServer(self, name, free_port())
+        server.start()
+        self.private_redis.append(server)
+        return server
 
     def _spawn(self, cmd: list[str], log_name: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / log_name, "wb")  # noqa: SIM115 - closed with the process
@@ -179,14 +200,62 @@ class Stack:
         for proc in self.procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
+                with suppress(ProcessLookupError):  # a process the run paused (SIGSTOP) must see the SIGTERM
+                    os.killpg(proc.pid, signal.SIGCONT)
         for proc in self.procs:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
-        delete_namespace(self.redis_url, self.namespace, self.queue)
+        if self.redis_url not in {server.url for server in self.private_redis}:  # a private one died with the run
+            delete_namespace(self.redis_url, self.namespace, self.queue)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@dataclass
+class RedisServer:
+    """A private redis-server of one run: it may be killed, paused and restarted (never the shared Redis)."""
+
+    stack: Stack
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server on its port (again after a kill: empty, nothing is persisted); wait for PING."""
+        import redis
+
+        cmd = [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        cmd += ["--save", "", "--appendonly", "no", "--dir", str(self.stack.tmp), "--protected-mode", "yes"]
+        self.proc = self.stack._spawn(cmd, f"{self.name}.log")
+        client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.RedisError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server {self.name} did not start") from None
+                time.sleep(0.05)
+        client.close()
+
+    def signal(self, signum: int) -> None:
+        """Send a signal to this server's process (SIGKILL, SIGSTOP, SIGCONT): the pid this run started."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signum)
+
+    def kill(self) -> None:
+        """SIGKILL the server and reap it."""
+        self.signal(signal.SIGKILL)
+        assert self.proc is not None
+        self.proc.wait(timeout=10)
 
 
 def delete_namespace(redis_url: str, namespace: str, queue: str) -> int:

@@ -1,6 +1,8 @@
-"""The project's URLs plus the benchmark baseline: a bare Django JSON view."""
+"""The project's URLs plus the benchmark views: a bare Django JSON view and a per-worker probe."""
 
 from __future__ import annotations
+
+import os
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
@@ -15,4 +17,29 @@ def bare(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True, "items": [1, 2, 3]})
 
 
-urlpatterns = [path("bench/bare", bare), *project_urlpatterns]
+def probe(request: HttpRequest) -> JsonResponse:
+    """Answer which worker process this is and its breakers, L1 figures and RSS (no Redis call, nothing secret).
+
+    The fault figures poll it over new connections to learn every web worker's state (bench.urls only).
+    """
+    from cacheops.breakers import all_states
+    from cacheops.engine import engine
+
+    return JsonResponse(
+        {"pid": os.getpid(), "breakers": all_states(), "l1": engine().l1.stats(), "rss_bytes": _rss_bytes()}
+    )
+
+
+def _rss_bytes() -> int:
+    """Return this process's resident set size (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+urlpatterns = [path("bench/bare", bare), path("bench/probe", probe), *project_urlpatterns]

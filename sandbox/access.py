@@ -27,6 +27,12 @@ KEY_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 PARENT_TYPES = ("contact", "job")
 
 
+def bearer_key(authorization: str | None) -> str | None:
+    """Return the key of an `Authorization: Bearer <key>` header, or None when the header is not one."""
+    scheme, _, key = (authorization or "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else None
+
+
 class InvalidKey(ValueError):
     """A key or profile the control API cannot add."""
 
@@ -66,11 +72,11 @@ class Keys:
 
     def profile(self, authorization: str | None) -> Profile | None:
         """Return the profile of an `Authorization: Bearer <key>` header, or None when it is not accepted."""
-        scheme, _, key = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer":
+        key = bearer_key(authorization)
+        if key is None:
             return None
         with self.lock:
-            return self.keys.get(key.strip())
+            return self.keys.get(key)
 
     def add(self, key: object, profile: object, user_ids: set[str]) -> Profile:
         """Add a key with a profile written as `all` or `sales_rep:<user id>`."""

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, quote
 
 import orjson
 
-from sandbox.access import InvalidKey, Keys, Profile
+from sandbox.access import InvalidKey, Keys, Profile, bearer_key
 from sandbox.faults import Fault, Faults, InvalidFault, parse_fault
 from sandbox.query import QueryError, Record, compile_filter, mentions_field, parse_fields, parse_int
 from sandbox.resources import Resource, resolve
@@ -172,7 +172,7 @@ class Sandbox:
         rest = request.path[len(API) :] or "/"
         found = resolve(rest)
         self.count(f"{request.method} {API}{found[2] if found else rest}")
-        fault = self.faults.pick(request.method, request.path)
+        fault = self.faults.pick(request.method, request.path, bearer_key(request.environ.get("HTTP_AUTHORIZATION")))
         self.delay()
         if fault is not None:
             faulted = self.apply_fault(fault)

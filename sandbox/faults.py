@@ -1,4 +1,8 @@
-"""Fault injection for /api1 requests: error statuses, Retry-After, extra latency and hangs, on demand."""
+"""Fault injection for /api1 requests: error statuses, Retry-After, extra latency and hangs, on demand.
+
+A fault may be scoped to one API key (`api_key`): then only requests whose `Authorization: Bearer` key is that one
+are hit, as when JobNimbus rate limits a single key (a 429 with Retry-After for that key, the others served).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ class Fault:
     hang: bool = False
     path_prefix: str = "/api1"
     methods: list[str] | None = None
+    api_key: str | None = None
     used: int = 0
     released: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -49,7 +54,7 @@ def parse_fault(body: Any) -> Fault:
     """Return a Fault from a control-API body; raise InvalidFault naming the bad field."""
     if not isinstance(body, dict):
         raise InvalidFault("fault must be a JSON object")
-    known = {"status", "rate", "count", "retry_after", "latency_ms", "hang", "path_prefix", "methods"}
+    known = {"status", "rate", "count", "retry_after", "latency_ms", "hang", "path_prefix", "methods", "api_key"}
     unknown = set(body) - known
     if unknown:
         raise InvalidFault(f"unknown fault field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -65,6 +70,9 @@ def parse_fault(body: Any) -> Fault:
     hang = body.get("hang", False)
     if not isinstance(hang, bool):
         raise InvalidFault("'hang' must be true or false")
+    api_key = body.get("api_key")
+    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+        raise InvalidFault("'api_key' must be a non-empty string (the key whose requests the fault hits)")
     return Fault(
         status=_optional_int(body, "status", 100, 599),
         rate=float(rate),
@@ -74,6 +82,7 @@ def parse_fault(body: Any) -> Fault:
         hang=hang,
         path_prefix=prefix,
         methods=[m.upper() for m in methods] if methods else None,
+        api_key=api_key.strip() if api_key else None,
     )
 
 
@@ -108,13 +117,18 @@ class Faults:
         with self.lock:
             return self.active.public() if self.active else None
 
-    def pick(self, method: str, path: str) -> Fault | None:
-        """Return the fault to apply to this request (consuming one use), or None."""
+    def pick(self, method: str, path: str, api_key: str | None = None) -> Fault | None:
+        """Return the fault to apply to this request (consuming one use), or None.
+
+        `api_key` is the request's bearer key (None without one); a fault scoped to a key hits only that key.
+        """
         with self.lock:
             fault = self.active
             if fault is None or not path.startswith(fault.path_prefix):
                 return None
             if fault.methods and method not in fault.methods:
+                return None
+            if fault.api_key is not None and api_key != fault.api_key:
                 return None
             if fault.count is not None and fault.used >= fault.count:
                 return None
