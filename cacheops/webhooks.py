@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 import math
 import re
@@ -35,6 +34,7 @@ from redis.exceptions import RedisError
 from cacheops import keys
 from cacheops.events import Change, digest_payload, dispatch_after_commit, record_event
 from cacheops.freshness_conf import freshness_setting
+from cacheops.http import BodyTooLarge, client_address, read_capped_body
 from cacheops.models import EventSource, InvalidationEvent, SeenSignature
 from cacheops.rules import ENTITIES, EVENTS, normalize_entity, normalize_event
 
@@ -124,39 +124,6 @@ def _refusal(rejected: WebhookRejected, instance: str, address: str) -> JsonResp
     return response
 
 
-def client_address(request: HttpRequest) -> str:
-    """Return the sender's address as wrong secrets are counted: the way mcp_tools.tenancy counts throttle budgets.
-
-    REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies the X-Forwarded-For entry the outermost of them appended (the
-    entries left of it are the client's own word). An IPv6 address counts by its /64, the block one subscriber gets;
-    what is not an address counts as `unknown`.
-    """
-    hops = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0))
-    if hops > 0:
-        forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR") or "")
-        entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
-        if len(entries) >= hops and (address := _address_key(entries[-hops])) != "unknown":
-            return address
-    return _address_key(str(request.META.get("REMOTE_ADDR") or ""))
-
-
-def _address_key(text: str) -> str:
-    text = text.strip()
-    if text.startswith("["):  # [2001:db8::1]:443
-        text = text[1:].partition("]")[0]
-    elif text.count(":") == 1:  # 203.0.113.7:51234
-        text = text.partition(":")[0]
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return "unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
-
-
 def _refuse_while_blocked(address: str) -> None:
     """Refuse every delivery from an address that used up its wrong guesses in this window (429, Retry-After)."""
     limit = int(freshness_setting("AUTH_FAILURES_PER_MIN"))
@@ -203,38 +170,12 @@ def _count_failure(address: str) -> None:
         )
 
 
-# A Content-Length that can be trusted as a number: ASCII digits only (str.isdigit also takes "²") and short.
-_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
-
-
 def _read_body(request: HttpRequest) -> bytes:
     limit = int(freshness_setting("WEBHOOK_MAX_BYTES"))
-    too_big = WebhookRejected(413, "body_too_large", f"webhook bodies are limited to {limit} bytes")
-    declared = (request.META.get("CONTENT_LENGTH") or "").strip()
-    if _CONTENT_LENGTH.fullmatch(declared) and int(declared) > limit:
-        raise too_big
-    if not declared and request.META.get("wsgi.input_terminated"):
-        # Chunked (no Content-Length): gunicorn de-chunks it into wsgi.input and sets wsgi.input_terminated, but
-        # Django reads a request without Content-Length as empty, so read the stream itself.
-        raw = _read_stream(request.META["wsgi.input"], limit + 1)
-    else:
-        raw = request.read(limit + 1)
-    if len(raw) > limit:
-        raise too_big
-    return raw
-
-
-def _read_stream(stream: Any, most: int) -> bytes:
-    """Return up to `most` bytes of a stream that ends on its own (reads may come back short)."""
-    chunks: list[bytes] = []
-    left = most
-    while left > 0:
-        chunk = stream.read(min(left, 65536))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+    try:
+        return read_capped_body(request, limit)
+    except BodyTooLarge:
+        raise WebhookRejected(413, "body_too_large", f"webhook bodies are limited to {limit} bytes") from None
 
 
 def authenticate(request: HttpRequest, raw: bytes, secret: str) -> None:

@@ -20,7 +20,6 @@ Decisions:
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,6 +28,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from cacheops.api import tenant_id
+from cacheops.http import client_address
 from mcp_tools.catalog.base import ToolContext
 from mcp_tools.protocol.errors import BadRequest, Unauthorized
 
@@ -67,37 +67,6 @@ class Caller:
 def resolve_caller(request: HttpRequest) -> Caller:
     """Return the caller named by the request's headers; raise 400 for an unknown instance, 401 for a bad key."""
     return Caller(instance=_instance(request), api_key=_api_key(request), address=client_address(request))
-
-
-def client_address(request: HttpRequest) -> str:
-    """Return the address the request came from, as the throttle counts it (see the module's decisions)."""
-    remote = str(request.META.get("REMOTE_ADDR") or "")
-    hops = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0))
-    if hops > 0:
-        forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR") or "")
-        entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
-        if len(entries) >= hops:
-            address = _address_key(entries[-hops])
-            if address != "unknown":
-                return address
-    return _address_key(remote)
-
-
-def _address_key(text: str) -> str:
-    text = text.strip()
-    if text.startswith("["):  # [2001:db8::1]:443
-        text = text[1:].partition("]")[0]
-    elif text.count(":") == 1:  # 203.0.113.7:51234
-        text = text.partition(":")[0]
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return "unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
 def require_instance(instance: str | None) -> str:

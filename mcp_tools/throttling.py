@@ -232,7 +232,7 @@ class TenantRateThrottle(FixedWindowThrottle):
 
 
 class AddressRateThrottle(FixedWindowThrottle):
-    """MCP_THROTTLE_ADDRESS_RATE requests per client address (`tenancy.client_address`), whatever their keys."""
+    """MCP_THROTTLE_ADDRESS_RATE requests per client address (`cacheops.http.client_address`), whatever their keys."""
 
     scope = "mcp_address"
     rate_setting = "MCP_THROTTLE_ADDRESS_RATE"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest
 
+from cacheops.http import BodyTooLarge, read_capped_body
 from mcp_tools.protocol.errors import ForbiddenOrigin, MethodNotAllowed, PayloadTooLarge, UnsupportedMediaType
 
 
@@ -64,37 +64,11 @@ def check_content_type(content_type: str | None) -> None:
     )
 
 
-# A Content-Length that can be trusted as a number: ASCII digits only (str.isdigit also takes "²") and short.
-_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
-
-
 def _read_limited(request: HttpRequest, limit: int) -> bytes:
-    declared = (request.META.get("CONTENT_LENGTH") or "").strip()
-    if _CONTENT_LENGTH.fullmatch(declared) and int(declared) > limit:
-        raise _too_large(limit)
-    if not declared and request.META.get("wsgi.input_terminated"):
-        # A chunked body (no Content-Length): gunicorn de-chunks it into wsgi.input and says so with
-        # wsgi.input_terminated, but Django reads a request without Content-Length as empty. Read the stream itself.
-        body = _read_stream(request.META["wsgi.input"], limit + 1)
-    else:
-        # A missing or lying Content-Length is caught by reading one byte past the limit.
-        body = request.read(limit + 1)
-    if len(body) > limit:
-        raise _too_large(limit)
-    return body
-
-
-def _read_stream(stream: Any, most: int) -> bytes:
-    """Return up to `most` bytes of a stream that ends on its own (reads may come back short)."""
-    chunks: list[bytes] = []
-    left = most
-    while left > 0:
-        chunk = stream.read(min(left, 65536))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+    try:
+        return read_capped_body(request, limit)
+    except BodyTooLarge:
+        raise _too_large(limit) from None
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
