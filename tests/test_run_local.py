@@ -114,7 +114,16 @@ def test_make_run_is_ready_serves_mcp_and_stops_on_ctrl_c(stack: Stack) -> None:
     assert not first["isError"]
     assert first["structuredContent"]["count"] > 0
     assert first["_meta"]["jobnimbus-mcp/cache"]["status"] == "miss"
-    assert _call(stack.web, "get_users")["_meta"]["jobnimbus-mcp/cache"]["status"] in {"hit_l1", "hit_l2"}
+    # The embedded Redis is a thread of the supervisor, slow while four processes boot and poll: a fill can time out
+    # and be skipped, which answers the next call with a miss again (correct: nothing stale, nothing lost). Once it
+    # keeps up, the answer must come from the cache.
+    statuses = []
+    for _ in range(10):
+        statuses.append(_call(stack.web, "get_users")["_meta"]["jobnimbus-mcp/cache"]["status"])
+        if statuses[-1] in {"hit_l1", "hit_l2"}:
+            break
+        time.sleep(0.5)
+    assert statuses[-1] in {"hit_l1", "hit_l2"}, statuses
 
     os.killpg(stack.proc.pid, signal.SIGINT)
     stack.proc.wait(timeout=30)
