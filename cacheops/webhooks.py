@@ -17,7 +17,7 @@ import math
 import re
 import time
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -28,10 +28,9 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from django_redis import get_redis_connection
-from redis.exceptions import RedisError
 
-from cacheops import keys
+from cacheops import backend, keys
+from cacheops.errors import CacheBackendError
 from cacheops.events import Change, digest_payload, dispatch_after_commit, record_event
 from cacheops.freshness_conf import freshness_setting
 from cacheops.http import BodyTooLarge, client_address, read_capped_body
@@ -129,15 +128,14 @@ def _refuse_while_blocked(address: str) -> None:
     limit = int(freshness_setting("AUTH_FAILURES_PER_MIN"))
     if limit <= 0:
         return
+    key = keys.auth_failure_key(address)
     try:
-        connection = get_redis_connection("default")
-        count = connection.get(keys.auth_failure_key(address))
+        count, ttl = backend.call(lambda r: _pipelined(r, lambda pipe: (pipe.get(key), pipe.ttl(key))))
         if count is None or int(count) < limit:
             return
-        ttl = int(connection.ttl(keys.auth_failure_key(address)))
-    except (RedisError, NotImplementedError, OSError, ValueError):
+    except (CacheBackendError, NotImplementedError, ValueError):
         return  # fail open: a Redis outage must not stop deliveries (the secret is still checked)
-    retry_after = max(1, ttl)
+    retry_after = max(1, int(ttl))
     # Logged once per window, when the address reached the limit (_count_failure), not on every refusal.
     raise WebhookRejected(
         429,
@@ -155,11 +153,11 @@ def _count_failure(address: str) -> None:
         return
     key = keys.auth_failure_key(address)
     try:
-        pipe = get_redis_connection("default").pipeline(transaction=False)
-        pipe.set(key, 0, ex=_FAILURE_WINDOW_S, nx=True)  # the window starts at the first failure
-        pipe.incr(key)
-        _, count = pipe.execute()
-    except (RedisError, NotImplementedError, OSError):
+        # The window starts at the first failure.
+        _, count = backend.call(
+            lambda r: _pipelined(r, lambda pipe: (pipe.set(key, 0, ex=_FAILURE_WINDOW_S, nx=True), pipe.incr(key)))
+        )
+    except (CacheBackendError, NotImplementedError):
         return
     if int(count) == limit:
         logger.warning(
@@ -168,6 +166,14 @@ def _count_failure(address: str) -> None:
             _FAILURE_WINDOW_S,
             address,
         )
+
+
+def _pipelined(r: Any, queue: Callable[[Any], object]) -> list[Any]:
+    """Run the commands `queue` adds to a pipeline in one round trip; return their answers."""
+    pipe = r.pipeline(transaction=False)
+    queue(pipe)
+    answers: list[Any] = pipe.execute()
+    return answers
 
 
 def _read_body(request: HttpRequest) -> bytes:
@@ -235,8 +241,9 @@ def remember_signature(signature: str, ttl_s: float) -> bool:
     digest = hashlib.sha256(signature.encode()).hexdigest()
     seconds = max(1, math.ceil(ttl_s)) + 1  # a second more covers the whole-second timestamps and clock rounding
     try:
-        return bool(get_redis_connection("default").set(keys.signature_key(digest), 1, nx=True, ex=seconds))
-    except (RedisError, NotImplementedError, OSError):
+        # Through the Redis breaker like every other Redis call: with Redis away, no delivery waits out a timeout.
+        return bool(backend.call(lambda r: r.set(keys.signature_key(digest), 1, nx=True, ex=seconds)))
+    except (CacheBackendError, NotImplementedError):
         return _remember_in_db(digest, seconds)
 
 

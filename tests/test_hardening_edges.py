@@ -37,8 +37,9 @@ from django.test import Client
 from django_redis import get_redis_connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from cacheops import keys, webhooks
+from cacheops import backend, keys, webhooks
 from cacheops.api import tenant_id
+from cacheops.breakers import reset_breakers
 from cacheops.models import InvalidationEvent, SeenSignature
 from jobnimbus_site.logging import redact
 from mcp_tools.catalog import registry
@@ -263,12 +264,13 @@ def test_a_signature_from_the_future_is_remembered_until_its_own_tolerance_ends(
 @pytest.mark.django_db
 @pytest.mark.usefixtures("webhook_instances")
 def test_a_replay_305_s_later_is_refused_with_the_database_as_memory(
-    client: Client, frozen_clock: Clock, monkeypatch: pytest.MonkeyPatch
+    client: Client, frozen_clock: Clock, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
-    def down(alias: str) -> Any:
+    def down() -> Any:
         raise RedisConnectionError("redis is down")
 
-    monkeypatch.setattr(webhooks, "get_redis_connection", down)
+    monkeypatch.setattr(backend, "client", down)
+    request.addfinalizer(reset_breakers)  # the failures count on the process's Redis breaker: leave it closed
     raw = orjson.dumps(_delivery())
     headers = _signed_headers(raw, int(frozen_clock.ts) + 290)
     assert _post_webhook(client, raw, **headers).status_code == 202
