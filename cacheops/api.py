@@ -8,80 +8,37 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from django.conf import settings
 
 from cacheops import metrics
 from cacheops.conf import cache_enabled
 from cacheops.engine import engine
+from cacheops.keys import list_tag, record_tag, related_tag
+from cacheops.types import CacheOutcome, CacheScope, CacheStatus, ReadRequest
 
-CacheStatus = Literal["hit_l1", "hit_l2", "miss", "stale", "coalesced", "bypass"]
-
-
-@dataclass(frozen=True)
-class CacheScope:
-    """Who is asking: the JobNimbus instance and the tenant (an HMAC of the caller's API key)."""
-
-    instance: str
-    tenant: str
-
-
-@dataclass(frozen=True)
-class ReadRequest:
-    """One cacheable read.
-
-    `entity` is the JobNimbus record type (contact, job, activity, task, file, estimate, invoice, workorder,
-    materialorder, product, payment, user, settings, webhook), `op` the operation (list, get, search, calendar,
-    ...) — together the key family. `policy` names the TTL windows (see cacheops.policies). `args` are the
-    tool's arguments (the engine normalises them: None and `defaults` dropped, keys sorted), `tags` the
-    invalidation tags built with `list_tag`/`record_tag`/`related_tag`, `tool` the MCP tool name for metrics.
-    """
-
-    scope: CacheScope
-    entity: str
-    op: str
-    policy: str
-    args: Mapping[str, Any]
-    tool: str
-    tags: Sequence[str] = field(default_factory=tuple)
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CacheOutcome:
-    """A value and how it was obtained, for `_meta["jobnimbus-mcp/cache"]` and `X-Cache`."""
-
-    value: Any
-    status: CacheStatus
-    age_s: float | None = None
-    ttl_s: int | None = None
-
-    def meta(self) -> dict[str, Any]:
-        """Return the `_meta` block that MCP results carry."""
-        return {"status": self.status, "age_s": self.age_s, "ttl_s": self.ttl_s}
+__all__ = [
+    "CacheOutcome",
+    "CacheScope",
+    "CacheStatus",
+    "ReadRequest",
+    "apply_change",
+    "guard_upstream",
+    "invalidate_tags",
+    "list_tag",
+    "read_through",
+    "recent_webhook_deliveries",
+    "record_tag",
+    "related_tag",
+    "tenant_id",
+]
 
 
 def tenant_id(api_key: str) -> str:
     """Return the tenant identity for an API key: an HMAC under the server secret, never the key itself."""
     return hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def list_tag(entity: str) -> str:
-    """Return the tag every list/search entry of an entity carries."""
-    return f"list:{entity}"
-
-
-def record_tag(jnid: str) -> str:
-    """Return the tag every entry that shows record `jnid` carries."""
-    return f"rec:{jnid}"
-
-
-def related_tag(parent_jnid: str) -> str:
-    """Return the tag every entry listing the children of `parent_jnid` carries."""
-    return f"rel:{parent_jnid}"
 
 
 def read_through(request: ReadRequest, fetch: Callable[[], Any]) -> CacheOutcome:

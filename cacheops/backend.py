@@ -1,7 +1,8 @@
 """The engine's Redis layer: the raw client behind django-redis's `default` cache, its codec, and the Lua steps.
 
 Every Redis call goes through `call`, which consults the Redis breaker and wraps Redis errors ONCE into
-CacheBackendError. Deciding whether to degrade is the engine's job (cacheops.engine._l2), not this module's.
+CacheBackendError. A caller that can do without Redis wraps its step in `degrade`, which turns that error into
+a fallback value: the one place where "Redis failed" becomes "go on without it".
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from django_redis import get_redis_connection
 from django_redis.exceptions import CompressorError
 
 from cacheops import metrics
-from cacheops.breakers import redis_breaker
+from cacheops.breakers import redis_breaker, set_redis_probe
 from cacheops.errors import CacheBackendError
 
 T = TypeVar("T")
+
+# "Redis did not answer" is not "nothing stored" (Django's _missing_key idea): degrade's default fallback.
+DOWN: Any = object()
 
 # Store only if no generation counter of the entry (its tags', the clear epochs) moved since the fetch began
 # (generation guard), then index it under its tags; an index lives at least as long as its longest-lived entry.
@@ -219,3 +223,14 @@ def ping() -> float | None:
     except (redis.RedisError, OSError):
         return None
     return round((time.perf_counter() - started) * 1000, 3)
+
+
+def degrade(operation: Callable[[], T], fallback: Any = DOWN) -> T | Any:
+    """Run a Redis step; when Redis fails or its breaker is open, return `fallback` instead (the one place)."""
+    try:
+        return operation()
+    except CacheBackendError:
+        return fallback
+
+
+set_redis_probe(lambda: ping() is not None)

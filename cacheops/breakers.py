@@ -222,6 +222,8 @@ class HalfOpenGate:
 
 _registry_lock = threading.Lock()
 _redis_breaker: WindowBreaker | None = None
+# Installed by cacheops.backend (which imports this module): PING Redis, True on an answer.
+_redis_probe: Callable[[], bool] | None = None
 _upstream: dict[str, tuple[ConsecutiveBreaker, HalfOpenGate]] = {}
 
 
@@ -234,8 +236,6 @@ def redis_breaker() -> WindowBreaker:
     global _redis_breaker
     with _registry_lock:
         if _redis_breaker is None:
-            from cacheops import backend  # backend imports this module
-
             conf = engine_setting("REDIS_BREAKER")
             _redis_breaker = WindowBreaker(
                 "redis",
@@ -243,10 +243,16 @@ def redis_breaker() -> WindowBreaker:
                 window_s=float(conf["WINDOW_S"]),
                 open_s=float(conf["OPEN_S"]),
                 half_open_successes=int(conf["HALF_OPEN_SUCCESSES"]),
-                probe=lambda: backend.ping() is not None,
+                probe=_redis_probe,
                 probe_interval_s=float(conf["PROBE_INTERVAL_S"]),
             )
         return _redis_breaker
+
+
+def set_redis_probe(probe: Callable[[], bool]) -> None:
+    """Install the check the open Redis breaker runs to close early (the Redis layer installs its PING)."""
+    global _redis_probe
+    _redis_probe = probe
 
 
 def upstream_breaker(instance: str) -> tuple[ConsecutiveBreaker, HalfOpenGate]:

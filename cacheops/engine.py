@@ -1,7 +1,7 @@
 """The read-through engine: L1 → L2 (Redis) → single flight → upstream, with the three RFC 5861 windows.
 
 The facade (cacheops.api) calls `read`, `guarded_call` and `invalidate`; everything else is internal.
-Whether a Redis failure degrades (skip L2) or raises is decided in one place: `_l2`.
+Whether a Redis failure degrades (skip L2) or raises is decided in one place: `backend.degrade` (here `_l2`).
 
 Measuring it (bench/): `read_through` outcomes carry the status; `cacheops.metrics.snapshot()` sums counters
 (reads by tool/status, upstream calls, writes, bytes) across processes; `engine().l1` is the in-process tier
@@ -41,13 +41,13 @@ from cacheops.l1 import L1Cache, L1Entry, decoded_size
 from cacheops.policies import Policy, effective_policy
 
 if TYPE_CHECKING:
-    from cacheops.api import ReadRequest
+    from cacheops.types import ReadRequest
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Sentinels: "Redis did not answer" is not "nothing stored" (Django's _missing_key idea).
-DOWN: Any = object()
+DOWN = backend.DOWN
+_l2 = backend.degrade
 _UNSET: Any = object()
 
 
@@ -113,14 +113,6 @@ wall_clock: Callable[[], float] = time.time
 
 def _now() -> float:
     return wall_clock()
-
-
-def _l2(operation: Callable[[], T], fallback: Any = DOWN) -> T | Any:
-    """Run a Redis step; when Redis fails or its breaker is open, degrade to `fallback` (the one place)."""
-    try:
-        return operation()
-    except CacheBackendError:
-        return fallback
 
 
 def _count_upstream(tool: str, outcome: str) -> None:

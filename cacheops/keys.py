@@ -133,3 +133,18 @@ def signature_key(digest: str) -> str:
 def auth_failure_key(address: str) -> str:
     """Return the counter of wrong webhook secrets or signatures from one client address in the current window."""
     return f"{engine_setting('KEY_NAMESPACE')}jnfresh:v1:authfail:{address}"
+
+
+def list_tag(entity: str) -> str:
+    """Return the tag every list/search entry of an entity carries."""
+    return f"list:{entity}"
+
+
+def record_tag(jnid: str) -> str:
+    """Return the tag every entry that shows record `jnid` carries."""
+    return f"rec:{jnid}"
+
+
+def related_tag(parent_jnid: str) -> str:
+    """Return the tag every entry listing the children of `parent_jnid` carries."""
+    return f"rel:{parent_jnid}"

@@ -9,8 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 
-from cacheops.api import list_tag, record_tag, related_tag
-from cacheops.keys import entity_tag
+from cacheops.keys import entity_tag, list_tag, record_tag, related_tag
 
 # Records that hang off contacts and jobs through `related`/`primary` (a job's `primary` is its customer contact).
 LINKED_ENTITIES: tuple[str, ...] = (

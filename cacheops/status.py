@@ -8,7 +8,7 @@ from typing import Any
 from cacheops import backend, metrics
 from cacheops.breakers import all_states, redis_breaker
 from cacheops.conf import cache_enabled
-from cacheops.engine import _l2, engine
+from cacheops.engine import engine
 from cacheops.history import HIT_STATUSES
 
 
@@ -75,11 +75,11 @@ def redis_figures() -> dict[str, Any] | None:
 
     INFO may be disabled (some managed Redis, fakeredis): its figures are then None, the key count stays.
     """
-    keys = _l2(lambda: backend.call(lambda r: r.dbsize()), None)
+    keys = backend.degrade(lambda: backend.call(lambda r: r.dbsize()), None)
     if keys is None:
         return None
-    memory = _l2(lambda: backend.call(lambda r: r.info("memory")), None) or {}
-    counters = _l2(lambda: backend.call(lambda r: r.info("stats")), None) or {}
+    memory = backend.degrade(lambda: backend.call(lambda r: r.info("memory")), None) or {}
+    counters = backend.degrade(lambda: backend.call(lambda r: r.info("stats")), None) or {}
     return {
         "keys": keys,
         "usedMemory": memory.get("used_memory"),

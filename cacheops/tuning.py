@@ -16,7 +16,6 @@ from typing import Any
 
 from cacheops import backend
 from cacheops.conf import engine_setting
-from cacheops.engine import _l2
 from cacheops.policies import DEFAULT_POLICIES, set_ttl_override_source
 
 # JobNimbus record type whose changes invalidate each policy's entries (for the invalidation rate).
@@ -144,7 +143,7 @@ def forget() -> None:
 
 
 def _refresh() -> dict[str, int]:
-    raw: Any = _l2(lambda: backend.call(lambda r: r.hgetall(_store_key())), None)
+    raw: Any = backend.degrade(lambda: backend.call(lambda r: r.hgetall(_store_key())), None)
     if not isinstance(raw, dict):
         return {}
     return {k.decode(): int(v) for k, v in raw.items()}

@@ -22,7 +22,6 @@ from django.utils.module_loading import import_string
 
 from cacheops import backend, history
 from cacheops.api import tenant_id
-from cacheops.engine import _l2
 from cacheops.policies import effective_policy
 
 log = logging.getLogger(__name__)
@@ -116,7 +115,7 @@ def run(limit: int, warmer: Warmer | None = None, progress: Callable[[int, int],
     if warmer is None or limit <= 0:
         return report
     keys = server_keys()
-    found = _l2(lambda: list(candidates(time.time(), limit * SCAN_FACTOR)), [])
+    found = backend.degrade(lambda: list(candidates(time.time(), limit * SCAN_FACTOR)), [])
     total = min(limit, sum(candidate is not None for candidate in found))
     for candidate in found:
         report.considered += 1
