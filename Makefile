@@ -35,6 +35,7 @@ lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(TEST_ENV) $(BIN)/mypy .
+	$(BIN)/lint-imports
 
 format: setup-dev
 	$(BIN)/ruff format .

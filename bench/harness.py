@@ -286,7 +286,6 @@ def base_environment(tmp: Path, namespace: str, redis_url: str, queue: str, **ex
             "REDIS_URL": redis_url,
             "CELERY_BROKER_URL": redis_url,
             "CACHE_KEY_NAMESPACE": namespace,
-            "CACHE_KEY_PREFIX": namespace,
             "BENCH_CELERY_QUEUE": queue,
             "JOBNIMBUS_INSTANCES": INSTANCE,
             f"JOBNIMBUS_API_KEY_{INSTANCE.upper()}": SANDBOX_KEY,

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("figures_cache.py", "figures_freshness.py", "figures_faults.py")
+SCRIPTS = ("figures_cache.py", "figures_views.py", "figures_freshness.py", "figures_faults.py")
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,5 @@
-"""The project's URLs plus the benchmark views: a bare Django JSON view and a per-worker probe."""
+"""The project's URLs plus the benchmark views: a bare Django JSON view, a per-worker probe, and the MCP endpoints
+as the plain Django functions they were before they became DRF views (`bench.plain_views`, under /bench/plain/)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
+from bench import plain_views
 from jobnimbus_site.urls import urlpatterns as project_urlpatterns
 
 
@@ -42,4 +44,11 @@ def _rss_bytes() -> int:
     return 0
 
 
-urlpatterns = [path("bench/bare", bare), path("bench/probe", probe), *project_urlpatterns]
+urlpatterns = [
+    path("bench/bare", bare),
+    path("bench/probe", probe),
+    path("bench/plain/mcp", plain_views.mcp_endpoint),
+    path("bench/plain/mcp/tools/list", plain_views.compat_tools_list),
+    path("bench/plain/mcp/tools/call", plain_views.compat_tools_call),
+    *project_urlpatterns,
+]

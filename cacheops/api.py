@@ -1,4 +1,6 @@
-"""The cache engine's public face. Everything outside `cacheops` calls only what is here.
+"""The cache engine's public face for the request path. Everything outside `cacheops` calls only what is here,
+in cacheops.errors (the failure taxonomy), cacheops.http (what every HTTP entry point reads alike) and
+cacheops.reporting (the dashboard's figures).
 
 The work is done by cacheops.engine (L1 → Redis → single flight → upstream); CACHE_ENABLED=false makes
 `read_through` a pure bypass.
@@ -6,25 +8,38 @@ The work is done by cacheops.engine (L1 → Redis → single flight → upstream
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.conf import settings
-
-from cacheops import metrics
+from cacheops import invalidation, metrics
+from cacheops.change_sources import ChangedRecord, ChangePage, ChangeSource
 from cacheops.conf import cache_enabled
 from cacheops.engine import engine
-from cacheops.keys import list_tag, record_tag, related_tag
+from cacheops.errors import CacheBackendError
+from cacheops.invalidation import invalidate_tags
+from cacheops.keys import (
+    binding_key,
+    list_tag,
+    record_tag,
+    related_tag,
+    tenant_id,
+    throttle_budget,
+    throttle_window_key,
+)
+from cacheops.l1 import decoded_size
 from cacheops.types import CacheOutcome, CacheScope, CacheStatus, ReadRequest
 
 __all__ = [
     "CacheOutcome",
     "CacheScope",
     "CacheStatus",
+    "ChangePage",
+    "ChangeSource",
+    "ChangedRecord",
     "ReadRequest",
     "apply_change",
+    "binding_key",
+    "decoded_size",
     "guard_upstream",
     "invalidate_tags",
     "list_tag",
@@ -33,12 +48,9 @@ __all__ = [
     "record_tag",
     "related_tag",
     "tenant_id",
+    "throttle_budget",
+    "throttle_window_key",
 ]
-
-
-def tenant_id(api_key: str) -> str:
-    """Return the tenant identity for an API key: an HMAC under the server secret, never the key itself."""
-    return hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def read_through(request: ReadRequest, fetch: Callable[[], Any]) -> CacheOutcome:
@@ -52,18 +64,6 @@ def read_through(request: ReadRequest, fetch: Callable[[], Any]) -> CacheOutcome
         return CacheOutcome(value=fetch(), status="bypass")
     read = engine().read(request, fetch)
     return CacheOutcome(value=read.value, status=read.status, age_s=read.age_s, ttl_s=read.ttl_s)  # type: ignore[arg-type]
-
-
-def invalidate_tags(instance: str, tags: Iterable[str]) -> int:
-    """Drop every entry of `instance` (all tenants) carrying any of `tags`; return how many were dropped.
-
-    Atomic in Redis (one Lua step), broadcast to every process's L1, and fetches already in flight for those
-    tags will not store their results. Raises cacheops.errors.CacheBackendError when Redis could not be
-    reached, so the caller can retry (an invalidation must never be lost silently).
-    """
-    if not cache_enabled():
-        return 0
-    return engine().invalidate(instance, tags)
 
 
 def guard_upstream(instance: str, call: Callable[[], Any], tenant: str | None = None) -> Any:
@@ -87,14 +87,10 @@ def apply_change(instance: str, entity: str, event: str, jnid: str | None, relat
     When Redis refuses the invalidation the change is also stored as an event (source write) that the sweep
     applies once Redis answers, and CacheBackendError is raised.
     """
-    from cacheops.errors import CacheBackendError
-    from cacheops.rules import tags_for  # rules builds its tags with this module's functions
-
-    tags = tags_for(entity, event, jnid, related)
     try:
-        return invalidate_tags(instance, tags)
+        return invalidation.invalidate_change(instance, entity, event, jnid, related)
     except CacheBackendError:
-        from cacheops.events import defer_change  # events import this module
+        from cacheops.events import defer_change  # events need the app registry (models); this module may not
 
         defer_change(instance, entity, event, jnid, related)
         raise

@@ -3,9 +3,10 @@
 The request path only adds to an in-process buffer (a dict update under a lock: no Redis round trip on an L1
 hit). A daemon thread flushes the buffer every FLUSH_S in one pipeline: HINCRBY on each minute's hash (fields
 `<tool>|<counter>`), ZINCRBY on the day's key-access sorted set, HSET of the recipes warming re-runs.
-Fire-and-forget: a Redis failure (or an open Redis breaker) drops the buffered samples and counts them in
-`dropped()`; recording never raises and never trips the breaker that guards the engine's own reads. A full
-buffer (Redis slow for long) drops new samples instead of growing.
+Fire-and-forget: every Redis step goes through `backend.call` (the one failure policy: an open Redis breaker
+skips it, an unreachable Redis counts on the breaker like any other call), and a failed flush drops the buffered
+samples and counts them in `dropped()`. Recording never raises and never waits on Redis, so a read cannot fail
+or slow down because of it. A full buffer (Redis slow for long) drops new samples instead of growing.
 The rollup into the database (dashboard.rollup) reads `read_minute`; nothing here knows about the database.
 """
 
@@ -22,18 +23,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import redis
 
-from cacheops import backend
-from cacheops.breakers import redis_breaker
-from cacheops.conf import engine_setting
+from cacheops import backend, keys
+from cacheops.hit_rate import HIT_STATUSES
 
 log = logging.getLogger(__name__)
 
 # Upper bounds, in milliseconds, of the latency buckets; "inf" catches the rest.
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
-# The read outcomes answered from cache (the one list: cacheops.status and the dashboard use it too).
-HIT_STATUSES = ("hit_l1", "hit_l2", "stale", "coalesced")
+# Reads answered from cache go to the cached latency histogram (cacheops.hit_rate defines which they are).
 CACHED_STATUSES = frozenset(HIT_STATUSES)
 UPSTREAM_OUTCOMES = ("ok", "error", "unavailable", "breaker_open")
 UNCACHED_CALLS = "(uncached calls)"
@@ -63,7 +61,7 @@ _flush_lock = threading.Lock()
 
 
 def _prefix() -> str:
-    return f"{engine_setting('KEY_NAMESPACE')}jn:hist:v1"
+    return keys.history_prefix()
 
 
 def minute_of(ts: float) -> int:
@@ -73,7 +71,7 @@ def minute_of(ts: float) -> int:
 
 def minute_key(minute: int) -> str:
     """Return the Redis hash holding the counters of `minute` (epoch seconds)."""
-    return f"{_prefix()}:m:{minute}"
+    return keys.history_minute_key(minute)
 
 
 def day_key(ts: float) -> str:
@@ -81,7 +79,7 @@ def day_key(ts: float) -> str:
     global _last_day
     day, prefix = int(ts) // 86400, _prefix()
     if _last_day[:2] != (day, prefix):  # every read asks; formatting a date each time cost more than the rest
-        _last_day = (day, prefix, f"{prefix}:k:{datetime.fromtimestamp(ts, UTC):%Y%m%d}")
+        _last_day = (day, prefix, keys.history_day_key(f"{datetime.fromtimestamp(ts, UTC):%Y%m%d}"))
     return _last_day[2]
 
 
@@ -102,17 +100,17 @@ def dropped() -> int:
     return _dropped
 
 
-def _drop(samples: int, exc: BaseException | None) -> None:
+def _drop(samples: int, why: str | None) -> None:
     global _dropped
     with _lock:
         _dropped += samples
-    if exc is not None:
-        log.debug("%d history samples dropped: %s", samples, exc.__class__.__name__)
+    if why is not None:
+        log.debug("%d history samples dropped: %s", samples, why)
 
 
 def recipes_key() -> str:
     """Return the Redis hash remembering how to re-read each popular key (for warming)."""
-    return f"{_prefix()}:recipes"
+    return keys.history_recipes_key()
 
 
 def _send(fields: dict[str, int], member: str | None, ts: float, recipe: bytes | None = None) -> None:
@@ -161,11 +159,9 @@ def _write(
 ) -> int:
     if not samples:
         return 0
-    if redis_breaker().state == "OPEN":
-        _drop(samples, None)
-        return 0
-    try:
-        pipe = backend.client().pipeline(transaction=False)
+
+    def write(r: Any) -> bool:
+        pipe = r.pipeline(transaction=False)
         for (bucket, field), amount in counters.items():
             pipe.hincrby(bucket, field, amount)
         for bucket in {b for b, _ in counters}:
@@ -179,8 +175,10 @@ def _write(
         for hash_key in {h for h, _ in recipes}:
             pipe.expire(hash_key, KEY_SET_TTL_S)
         pipe.execute()
-    except (redis.RedisError, OSError) as exc:
-        _drop(samples, exc)
+        return True
+
+    if not backend.degrade(lambda: backend.call(write), False):
+        _drop(samples, "Redis unavailable or its breaker open")
         return 0
     return samples
 

@@ -1,40 +1,44 @@
-"""Key families of the cache engine: one function per family, all under `jn:v1`.
+"""Every Redis key family of the server: one function per family, each under CACHE_KEY_NAMESPACE.
 
 Entry keys are `jn:v1:{instance}:{tenant}:{entity}:{op}:{hash of normalised args}`; normalisation drops
-None and default-valued arguments and sorts mapping keys, so equivalent calls share an entry while different
+None-valued arguments and the hash sorts mapping keys, so equivalent calls share an entry while different
 tenants never do (the tenant is part of the key).
+
+Families written with the raw client start with the namespace here; the throttle counters and key bindings
+live in django-redis's `default` cache, whose KEY_PREFIX settings derive from the same namespace.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Mapping
+import hmac
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
+from django.conf import settings
 
 from cacheops.conf import engine_setting
 
 VERSION = "jn:v1"
 
 
+def _namespace() -> str:
+    return str(engine_setting("KEY_NAMESPACE"))
+
+
 def _ns() -> str:
-    return f"{engine_setting('KEY_NAMESPACE')}{VERSION}"
+    return f"{_namespace()}{VERSION}"
 
 
-def normalise_args(
-    args: Mapping[str, Any], defaults: Mapping[str, Any] | None = None, set_fields: Collection[str] = ()
-) -> dict[str, Any]:
-    """Return `args` without None and default values; fields named in `set_fields` become sorted lists."""
-    defaults = defaults or {}
-    normalised: dict[str, Any] = {}
-    for name, value in args.items():
-        if value is None or (name in defaults and defaults[name] == value):
-            continue
-        if name in set_fields and isinstance(value, list | tuple | set | frozenset):
-            value = sorted(value, key=lambda item: orjson.dumps(item, option=orjson.OPT_SORT_KEYS))
-        normalised[name] = value
-    return normalised
+def tenant_id(api_key: str) -> str:
+    """Return the tenant identity for an API key: an HMAC under the server secret, never the key itself."""
+    return hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def normalise_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Return `args` without None values (key order does not matter: `args_hash` sorts keys)."""
+    return {name: value for name, value in args.items() if value is not None}
 
 
 def args_hash(normalised: Mapping[str, Any]) -> str:
@@ -127,12 +131,12 @@ def caller_backoff_key(instance: str, tenant: str) -> str:
 
 def signature_key(digest: str) -> str:
     """Return the key recording a signed webhook delivery already received (replay defence)."""
-    return f"{engine_setting('KEY_NAMESPACE')}jnfresh:v1:sig:{digest}"
+    return f"{_namespace()}jnfresh:v1:sig:{digest}"
 
 
 def auth_failure_key(address: str) -> str:
     """Return the counter of wrong webhook secrets or signatures from one client address in the current window."""
-    return f"{engine_setting('KEY_NAMESPACE')}jnfresh:v1:authfail:{address}"
+    return f"{_namespace()}jnfresh:v1:authfail:{address}"
 
 
 def list_tag(entity: str) -> str:
@@ -148,3 +152,47 @@ def record_tag(jnid: str) -> str:
 def related_tag(parent_jnid: str) -> str:
     """Return the tag every entry listing the children of `parent_jnid` carries."""
     return f"rel:{parent_jnid}"
+
+
+def history_prefix() -> str:
+    """Return the prefix of the dashboard's history keys (cacheops.history)."""
+    return f"{_namespace()}jn:hist:v1"
+
+
+def history_minute_key(minute: int) -> str:
+    """Return the hash holding the request counters of `minute` (epoch seconds)."""
+    return f"{history_prefix()}:m:{minute}"
+
+
+def history_day_key(day: str) -> str:
+    """Return the sorted set counting key reads on UTC day `day` (YYYYMMDD)."""
+    return f"{history_prefix()}:k:{day}"
+
+
+def history_recipes_key() -> str:
+    """Return the hash remembering how to re-read each popular key (warming)."""
+    return f"{history_prefix()}:recipes"
+
+
+def tuned_ttls_key() -> str:
+    """Return the hash of the tuner's TTLs (policy -> fresh seconds) every process reads (cacheops.tuning)."""
+    return f"{_namespace()}jn:ttl:v1"
+
+
+# Families kept in django-redis's `default` cache: these are its keys, which the cache prefixes with its
+# KEY_PREFIX (the namespace without its trailing colon) and version.
+
+
+def throttle_budget(scope: str, ident: str) -> str:
+    """Return the name of one throttle budget (mcp_tools.throttling): a scope and what it counts (key, address)."""
+    return f"throttle_{scope}_{ident}"
+
+
+def throttle_window_key(budget: str, window: int) -> str:
+    """Return the cache key of a budget's counter (or key set) in fixed window number `window`."""
+    return f"{budget}:{window}"
+
+
+def binding_key(tenant: str) -> str:
+    """Return the cache key of the instance a tenant's API key is bound to (mcp_tools.binding)."""
+    return f"mcp_binding:{tenant}"

@@ -1,5 +1,7 @@
 """Prometheus metrics of the cache engine: cheap counters and histograms on the request path.
 
+The engine reports through cacheops.observe, which feeds these and the dashboard's history from one call.
+
 Multi-process safe under gunicorn: prometheus-client writes per-process files when PROMETHEUS_MULTIPROC_DIR is
 set, and `render`/`snapshot` aggregate them.
 """

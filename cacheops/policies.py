@@ -1,7 +1,8 @@
 """Cache policies: per policy name, the fresh TTL, the stale-while-revalidate window and the stale-if-error
 maximum age (RFC 5861's three windows, as cashews names them early/soft/failover).
 
-Fresh TTLs follow the plan; CACHE_TTL_<POLICY> (settings → CACHEOPS_ENGINE["TTL_OVERRIDES"]) overrides them,
+Fresh TTLs come from each entity's row (cacheops.entities);
+CACHE_TTL_<POLICY> (settings → CACHEOPS_ENGINE["TTL_OVERRIDES"]) overrides them,
 and `set_ttl_override_source` lets the TTL tuner plug in a store (Redis/DB) consulted first.
 """
 
@@ -11,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from cacheops.conf import engine_setting
+from cacheops.entities import ENTITY_ROWS
 
-MINUTE = 60
 HOUR = 3600
 
 
@@ -37,29 +38,7 @@ def _policy(name: str, fresh_s: int, swr_s: int | None = None, stale_if_error_s:
 
 
 DEFAULT_POLICIES: dict[str, Policy] = {
-    p.name: p
-    for p in (
-        _policy("users", 2 * HOUR),
-        _policy("webhooks", 3 * HOUR),
-        _policy("contacts", 1 * HOUR),
-        _policy("contact_detail", 1 * HOUR),
-        _policy("job_detail", 1 * HOUR),
-        _policy("estimates", 30 * MINUTE),
-        _policy("invoices", 30 * MINUTE),
-        _policy("jobs", 30 * MINUTE),
-        _policy("attachments", 15 * MINUTE),
-        _policy("activities", 15 * MINUTE),
-        _policy("tasks", 10 * MINUTE),
-        _policy("calendar", 15 * MINUTE),
-        _policy("job_search", 15 * MINUTE),
-        _policy("contact_search", 30 * MINUTE),
-        # Not in the plan: catalogue-like data changes rarely, money and work orders more often.
-        _policy("products", 2 * HOUR),
-        _policy("settings", 3 * HOUR),
-        _policy("workorders", 30 * MINUTE),
-        _policy("materialorders", 30 * MINUTE),
-        _policy("payments", 15 * MINUTE),
-    )
+    name: _policy(name, fresh_s) for row in ENTITY_ROWS for name, fresh_s in row.policies.items()
 }
 
 # The tuner's hook: (policy name) -> fresh TTL seconds or None. Consulted before settings overrides.

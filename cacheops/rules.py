@@ -1,7 +1,7 @@
 """The invalidation rules: ONE table, entity x event -> the tags a change drops.
 
-`cacheops` knows JobNimbus only here: which record types exist, what JobNimbus automations and record `type`
-fields call them, and which cached views a change to each one makes stale.
+`cacheops` knows JobNimbus only here and in `cacheops.entities` (one row per record type: linked or not, its
+spellings, its policies): this module turns those rows into which cached views a change to each one makes stale.
 """
 
 from __future__ import annotations
@@ -9,23 +9,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 
+from cacheops.entities import ENTITY_ROWS, aliases
 from cacheops.keys import entity_tag, list_tag, record_tag, related_tag
 
-# Records that hang off contacts and jobs through `related`/`primary` (a job's `primary` is its customer contact).
-LINKED_ENTITIES: tuple[str, ...] = (
-    "contact",
-    "job",
-    "activity",
-    "task",
-    "file",
-    "estimate",
-    "invoice",
-    "workorder",
-    "materialorder",
-    "payment",
-)
-# Records that link to nothing.
-STANDALONE_ENTITIES: tuple[str, ...] = ("product", "user", "settings", "webhook")
+LINKED_ENTITIES: tuple[str, ...] = tuple(row.name for row in ENTITY_ROWS if row.linked)
+STANDALONE_ENTITIES: tuple[str, ...] = tuple(row.name for row in ENTITY_ROWS if not row.linked)
 ENTITIES: tuple[str, ...] = LINKED_ENTITIES + STANDALONE_ENTITIES
 EVENTS: tuple[str, ...] = ("created", "updated", "deleted")
 
@@ -61,30 +49,11 @@ RULES: Mapping[tuple[str, str], frozenset[Drop]] = {
 # down, record deleted). Then every cached entry of those types is dropped (their `entity:` tag): heavy, but the
 # parent's detail and child lists are certainly fresh, which dropping only `list:job`/`list:contact` would miss.
 UNKNOWN_PARENT_TYPES: Mapping[str, tuple[str, ...]] = {
-    **dict.fromkeys(LINKED_ENTITIES, ("contact", "job")),
-    "contact": (),  # a contact hangs off nothing a contact change makes stale
-    "job": ("contact",),  # a job's parent is its customer contact
+    row.name: row.unknown_parents for row in ENTITY_ROWS if row.linked
 }
 
-ENTITY_ALIASES: Mapping[str, str] = {
-    **{entity: entity for entity in ENTITIES},
-    **{f"{entity}s": entity for entity in ENTITIES if entity != "settings"},
-    # JobNimbus automation subjects and record `type` values.
-    "attachment": "file",
-    "attachments": "file",
-    "note": "activity",
-    "notes": "activity",
-    "activities": "activity",
-    "work order": "workorder",
-    "work_order": "workorder",
-    "work-order": "workorder",
-    "work orders": "workorder",
-    "material order": "materialorder",
-    "material_order": "materialorder",
-    "material-order": "materialorder",
-    "material orders": "materialorder",
-    "setting": "settings",
-}
+# JobNimbus automation subjects and record `type` values, from each entity's row.
+ENTITY_ALIASES: Mapping[str, str] = aliases()
 
 EVENT_ALIASES: Mapping[str, str] = {
     "created": "created",

@@ -9,7 +9,7 @@ from cacheops import backend, metrics
 from cacheops.breakers import all_states, redis_breaker
 from cacheops.conf import cache_enabled
 from cacheops.engine import engine
-from cacheops.history import HIT_STATUSES
+from cacheops.hit_rate import hit_rate, hits
 
 
 def health() -> dict[str, Any]:
@@ -64,10 +64,7 @@ def stats() -> dict[str, Any]:
 
 
 def _rates(by_status: dict[str, float]) -> dict[str, Any]:
-    hits = sum(by_status.get(s, 0.0) for s in HIT_STATUSES)
-    misses = by_status.get("miss", 0.0)
-    served = hits + misses
-    return {"hits": hits, "misses": misses, "hitRate": round(hits / served, 4) if served else None}
+    return {"hits": hits(by_status), "misses": by_status.get("miss", 0.0), "hitRate": hit_rate(by_status)}
 
 
 def redis_figures() -> dict[str, Any] | None:

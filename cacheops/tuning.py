@@ -14,32 +14,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cacheops import backend
-from cacheops.conf import engine_setting
+from cacheops import backend, keys
+from cacheops.entities import policy_entities
 from cacheops.policies import DEFAULT_POLICIES, set_ttl_override_source
 
 # JobNimbus record type whose changes invalidate each policy's entries (for the invalidation rate).
-POLICY_ENTITY: dict[str, str] = {
-    "users": "user",
-    "webhooks": "webhook",
-    "contacts": "contact",
-    "contact_detail": "contact",
-    "contact_search": "contact",
-    "job_detail": "job",
-    "jobs": "job",
-    "job_search": "job",
-    "estimates": "estimate",
-    "invoices": "invoice",
-    "attachments": "file",
-    "activities": "activity",
-    "tasks": "task",
-    "calendar": "task",
-    "products": "product",
-    "settings": "settings",
-    "workorders": "workorder",
-    "materialorders": "materialorder",
-    "payments": "payment",
-}
+POLICY_ENTITY: dict[str, str] = policy_entities()
 MEMO_S = 30.0
 # Shorten when the data changes at least this many times per TTL; lengthen when below the stable bound.
 CHANGES_PER_TTL_HIGH = 1.0
@@ -111,7 +91,7 @@ def decide(policy: str, current: int, bounds: tuple[int, int], ev: Evidence, min
 
 
 def _store_key() -> str:
-    return f"{engine_setting('KEY_NAMESPACE')}jn:ttl:v1"
+    return keys.tuned_ttls_key()
 
 
 _memo: dict[str, int] = {}

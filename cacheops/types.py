@@ -27,7 +27,7 @@ class ReadRequest:
     `entity` is the JobNimbus record type (contact, job, activity, task, file, estimate, invoice, workorder,
     materialorder, product, payment, user, settings, webhook), `op` the operation (list, get, search, calendar,
     ...) — together the key family. `policy` names the TTL windows (see cacheops.policies). `args` are the
-    tool's arguments (the engine normalises them: None and `defaults` dropped, keys sorted), `tags` the
+    tool's arguments (the engine normalises them: None dropped, keys sorted), `tags` the
     invalidation tags built with `list_tag`/`record_tag`/`related_tag`, `tool` the MCP tool name for metrics.
     """
 
@@ -38,7 +38,6 @@ class ReadRequest:
     args: Mapping[str, Any]
     tool: str
     tags: Sequence[str] = field(default_factory=tuple)
-    defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,12 @@ class CacheOutcome:
     age_s: float | None = None
     ttl_s: int | None = None
 
+    @classmethod
+    def without_value(cls, status: CacheStatus) -> CacheOutcome:
+        """Return the outcome of a call that brought no value back: `bypass` (never went through the cache) or
+        `miss` (a cached read whose upstream call failed: errors are never cached)."""
+        return cls(value=None, status=status)
+
     def meta(self) -> dict[str, Any]:
-        """Return the `_meta` block that MCP results carry."""
+        """Return the `_meta` block that MCP results carry (the one place that builds it)."""
         return {"status": self.status, "age_s": self.age_s, "ttl_s": self.ttl_s}

@@ -13,9 +13,9 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.authentication import TokenAuthentication
-from rest_framework.exceptions import APIException, AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,17 +24,12 @@ from rest_framework.views import APIView
 from cacheops import keys, metrics
 from cacheops.engine import engine
 from cacheops.errors import CacheBackendError
+from cacheops.rest import CacheUnavailable
 from cacheops.status import health, stats
 
 INSTANCE_RE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 # Globs over the key tail `{tenant}:{entity}:{op}:{hash}`; no path to other instances or other apps' keys.
 KEY_PATTERN_RE = r"^[A-Za-z0-9_:*?\-]{1,200}$"
-
-
-class CacheUnavailable(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "Redis is unavailable; retry shortly."
-    default_code = "cache_unavailable"
 
 
 def _on_redis(action: Callable[[], Any]) -> Any:

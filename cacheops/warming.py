@@ -21,7 +21,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from cacheops import backend, history
-from cacheops.api import tenant_id
+from cacheops.keys import tenant_id
 from cacheops.policies import effective_policy
 
 log = logging.getLogger(__name__)

@@ -19,22 +19,26 @@ import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponseBase, HttpResponseNotAllowed, JsonResponse
 from django.utils import timezone
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.utils.log import log_response
+from rest_framework.exceptions import MethodNotAllowed
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from cacheops import backend, keys
+from cacheops.dispatcher import dispatch_after_commit
 from cacheops.errors import CacheBackendError
-from cacheops.events import Change, digest_payload, dispatch_after_commit, record_event
+from cacheops.events import Change, digest_payload, record_event
 from cacheops.freshness_conf import freshness_setting
-from cacheops.http import BodyTooLarge, client_address, read_capped_body
+from cacheops.http import client_address
 from cacheops.models import EventSource, InvalidationEvent, SeenSignature
+from cacheops.rest import CappedBodyParser, LeanAPIView
 from cacheops.rules import ENTITIES, EVENTS, normalize_entity, normalize_event
 
 logger = logging.getLogger(__name__)
@@ -59,30 +63,57 @@ class WebhookRejected(Exception):
         self.log = log
 
 
-@csrf_exempt
-@require_POST
-def receive_webhook(request: HttpRequest, instance: str | None = None) -> JsonResponse:
-    """Store one delivery and answer 202 with its event id; 4xx with a reason, storing nothing, otherwise."""
-    name = instance or request.headers.get("X-JobNimbus-Instance", "")
-    address = client_address(request)
-    try:
+class WebhookBodyParser(CappedBodyParser):
+    """The delivery's raw bytes (signatures cover them exactly), at most WEBHOOK_MAX_BYTES, whatever the type."""
+
+    def max_bytes(self) -> int:
+        return int(freshness_setting("WEBHOOK_MAX_BYTES"))
+
+    def too_large(self, limit: int) -> Exception:
+        return WebhookRejected(413, "body_too_large", f"webhook bodies are limited to {limit} bytes")
+
+
+class WebhookReceiver(LeanAPIView):
+    """`POST /webhooks/jobnimbus[/<instance>]`: store one delivery and answer 202 with its event id; 4xx with a
+    reason, storing nothing, otherwise. Anyone may call it: the delivery authenticates itself (`authenticate`)."""
+
+    parser_classes = (WebhookBodyParser,)
+    instance_name = ""
+    address = "unknown"
+
+    def post(self, request: Request, instance: str | None = None) -> Response:
+        http = request._request
+        self.instance_name = name = instance or http.headers.get("X-JobNimbus-Instance", "")
+        self.address = address = client_address(http)
         secret = _webhook_secret(name)
         _refuse_while_blocked(address)
-        raw = _read_body(request)
+        raw = cast(bytes, request.data)  # read only now: a blocked sender's body is never read
         try:
-            authenticate(request, raw, secret)
+            authenticate(http, raw, secret)
         except WebhookRejected as rejected:
             if rejected.code in _GUESSES:
                 _count_failure(address)
             raise
-        change = parse_delivery(name, raw, request.headers.get("X-JobNimbus-Event"))
-    except WebhookRejected as rejected:
-        return _refusal(rejected, name, address)
-    event = record_event(change, source=EventSource.WEBHOOK, digest=digest_payload(name, raw))
-    dispatch_after_commit(event)
-    return JsonResponse(
-        {"accepted": True, "event_id": event.pk, "duplicate": event.duplicate_of_id is not None}, status=202
-    )
+        change = parse_delivery(name, raw, http.headers.get("X-JobNimbus-Event"))
+        event = record_event(change, source=EventSource.WEBHOOK, digest=digest_payload(name, raw))
+        dispatch_after_commit(event)
+        return Response(
+            {"accepted": True, "event_id": event.pk, "duplicate": event.duplicate_of_id is not None}, status=202
+        )
+
+    def error_response(self, exc: Exception) -> HttpResponseBase | None:
+        """Answer a refusal with its reason; a method other than POST as Django's `require_POST` did (empty 405)."""
+        if isinstance(exc, WebhookRejected):
+            return _refusal(exc, self.instance_name, self.address)
+        if isinstance(exc, MethodNotAllowed):
+            http = self.request._request
+            response = HttpResponseNotAllowed(["POST"])
+            log_response("Method Not Allowed (%s): %s", http.method, http.path, response=response, request=http)
+            return response
+        return None  # anything else is a bug: Django's 500, logged with its traceback
+
+
+receive_webhook = WebhookReceiver.as_view()
 
 
 def _webhook_secret(instance: str) -> str:
@@ -174,14 +205,6 @@ def _pipelined(r: Any, queue: Callable[[Any], object]) -> list[Any]:
     queue(pipe)
     answers: list[Any] = pipe.execute()
     return answers
-
-
-def _read_body(request: HttpRequest) -> bytes:
-    limit = int(freshness_setting("WEBHOOK_MAX_BYTES"))
-    try:
-        return read_capped_body(request, limit)
-    except BodyTooLarge:
-        raise WebhookRejected(413, "body_too_large", f"webhook bodies are limited to {limit} bytes") from None
 
 
 def authenticate(request: HttpRequest, raw: bytes, secret: str) -> None:

@@ -14,9 +14,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from cacheops import backend, status
-from cacheops.breakers import redis_breaker
 from cacheops.models import InvalidationEvent
+from cacheops.reporting import redis_breaker_state, redis_figures, redis_ping_ms
 from dashboard import figures
 from dashboard.conf import dashboard_setting
 from dashboard.models import Alert, AlertLevel, AlertState
@@ -66,8 +65,8 @@ def low_hit_rate(now: datetime) -> list[Finding]:
 
 def redis_down(now: datetime) -> list[Finding]:
     """Fire when Redis does not answer or this process's Redis breaker is not closed."""
-    latency = backend.ping()
-    state = redis_breaker().state
+    latency = redis_ping_ms()
+    state = redis_breaker_state()
     if latency is not None and state == "CLOSED":
         return []
     return [
@@ -113,7 +112,7 @@ def invalidation_storm(now: datetime) -> list[Finding]:
 
 def redis_memory(now: datetime) -> list[Finding]:
     """Fire when Redis uses more than the threshold share of its maxmemory (nothing when maxmemory is unset)."""
-    info = status.redis_figures() or {}
+    info = redis_figures() or {}
     used, maximum = info.get("usedMemory") or 0, info.get("maxMemory") or 0
     ratio = float(dashboard_setting("ALERT_REDIS_MEMORY_RATIO"))
     if not maximum or used / maximum <= ratio:

@@ -1,6 +1,6 @@
 """Staff JSON endpoints of the dashboard (DRF: session or token auth, IsAdminUser by default).
 
-Views parse and answer; the figures come from dashboard.reports, actions from alerts/ttl/cacheops.warming.
+Views parse and answer; the figures come from dashboard.reports, actions from alerts/ttl/cacheops.reporting (warming).
 """
 
 from __future__ import annotations
@@ -8,22 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import serializers
-from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cacheops import warming
 from cacheops.errors import CacheBackendError
+from cacheops.reporting import run_warming
+from cacheops.rest import CacheUnavailable
 from dashboard import alerts, reports, ttl
 from dashboard.conf import dashboard_setting
 from dashboard.models import Alert, AlertState
 
-
-class CacheUnavailable(APIException):
-    status_code = 503
-    default_detail = "Redis is unavailable; the figures that live there cannot be read now, retry shortly."
-    default_code = "cache_unavailable"
+# The one 503 for Redis being away (cacheops.rest), saying what it costs here.
+FIGURES_UNAVAILABLE = "Redis is unavailable; the figures that live there cannot be read now, retry shortly."
 
 
 class StaffView(APIView):
@@ -31,7 +28,7 @@ class StaffView(APIView):
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, CacheBackendError):
-            exc = CacheUnavailable()
+            exc = CacheUnavailable(FIGURES_UNAVAILABLE)
         return super().handle_exception(exc)
 
 
@@ -120,5 +117,5 @@ class WarmingView(StaffView):
     def post(self, request: Request) -> Response:
         """Warm the most-used keys now (bounded); answer what the run did."""
         limit = _query(WarmSerializer, request.data).get("limit")
-        report = warming.run(int(dashboard_setting("WARM_MAX_PER_RUN")) if limit is None else limit)
+        report = run_warming(int(dashboard_setting("WARM_MAX_PER_RUN")) if limit is None else limit)
         return Response(report.as_dict())

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import QuerySet, Sum
 
-from cacheops.history import HIT_STATUSES, LATENCY_BUCKETS_MS
+from cacheops.reporting import LATENCY_BUCKETS_MS, hit_rate, hits
 from dashboard.models import Dimension, HourStat, MinuteStat
 from dashboard.rollup import SUM_FIELDS, merge_hists
 
@@ -29,18 +29,17 @@ def totals(rows: QuerySet[Any]) -> dict[str, Any]:
 
 def derived(sums: dict[str, int], cached_hist: dict[str, int], uncached_hist: dict[str, int]) -> dict[str, Any]:
     """Return hit rate, upstream error rate and latency figures from summed counters and histograms."""
-    hits = sum(sums.get(f, 0) for f in HIT_STATUSES)
-    served = hits + sums.get("miss", 0)
+    answered = hits(sums)
     cached_n, uncached_n = sum(cached_hist.values()), sum(uncached_hist.values())
     upstream = sum(sums.get(f"upstream_{o}", 0) for o in ("ok", "error", "unavailable"))
     failed = sums.get("upstream_error", 0) + sums.get("upstream_unavailable", 0)
     avg_cached = sums.get("cached_us", 0) / cached_n / 1000 if cached_n else None
     avg_uncached = sums.get("uncached_us", 0) / uncached_n / 1000 if uncached_n else None
     return {
-        "hits": hits,
-        "hit_rate": round(hits / served, 4) if served else None,
+        "hits": answered,
+        "hit_rate": hit_rate(sums),
         "upstream_calls": upstream,
-        "upstream_calls_saved": hits,
+        "upstream_calls_saved": answered,
         "upstream_error_rate": round(failed / upstream, 4) if upstream else None,
         "avg_cached_ms": _round(avg_cached),
         "avg_uncached_ms": _round(avg_uncached),

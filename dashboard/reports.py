@@ -5,21 +5,21 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+from django.apps import apps as django_apps
 from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from cacheops import history, status
-from cacheops.breakers import all_states
 from cacheops.models import InvalidationEvent
+from cacheops.reporting import KEY_SET_MAX, all_states, dropped_samples, redis_figures, top_keys
 from dashboard import figures, ttl
+from dashboard.apps import DashboardConfig
 from dashboard.models import Alert, AlertState, Dimension, HourStat
 from dashboard.rollup import SUM_FIELDS, merge_hists
 
 PERIODS: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-STARTED = time.time()
 # Keys read at least this often in the period are warming candidates.
 WARM_CANDIDATE_MIN_READS = 5
 
@@ -35,13 +35,20 @@ def overview(period: str = "24h", now: datetime | None = None) -> dict[str, Any]
         "period": period,
         "totals": {**t, "hits_by_tier": {"l1": t["hit_l1"], "l2": t["hit_l2"]}},
         "tools": [{"tool": name, **v} for name, v in figures.per_name(rows).items()],
-        "redis": status.redis_figures(),
-        "uptime_s": int(time.time() - STARTED),
+        "redis": redis_figures(),
+        "uptime_s": uptime_s(),
         "breakers": all_states(),
         "invalidations_per_hour": invalidations_per_hour(start),
         "open_alerts": Alert.objects.filter(state=AlertState.OPEN).count(),
-        "dropped_samples": history.dropped(),
+        "dropped_samples": dropped_samples(),
     }
+
+
+def uptime_s() -> int:
+    """Return how long this process has been serving: since its apps were ready, not since this module loaded
+    (it is imported by the first dashboard request)."""
+    config = cast(DashboardConfig, django_apps.get_app_config("dashboard"))
+    return int(time.time() - config.started_at)
 
 
 def invalidations_per_hour(start: datetime) -> list[dict[str, Any]]:
@@ -93,7 +100,7 @@ def top_queries(period: str, limit: int, now: datetime | None = None) -> list[di
     now = now or timezone.now()
     counts: dict[str, int] = defaultdict(int)
     for day in _days(period, now):
-        for member, n in history.top_keys(day, history.KEY_SET_MAX):
+        for member, n in top_keys(day, KEY_SET_MAX):
             counts[member] += n
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     return [{"tool": m.partition("|")[0], "key": m.partition("|")[2], "reads": n} for m, n in ranked]
@@ -130,7 +137,7 @@ def performance(period: str, now: datetime | None = None) -> dict[str, Any]:
 def recommendations(now: datetime | None = None) -> dict[str, Any]:
     """Return TTL proposals with evidence, recent tuner changes, key normalisation hints and warming candidates."""
     now = now or timezone.now()
-    keys = top_queries("24h", history.KEY_SET_MAX, now)
+    keys = top_queries("24h", KEY_SET_MAX, now)
     return {
         "ttl": [decision_json(d) for d in ttl.plan(now)],
         "recent_changes": ttl.recent_changes(20),

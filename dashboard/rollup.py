@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from cacheops import history
+from cacheops.reporting import UPSTREAM_OUTCOMES, minute_of, read_minute, trim_key_counts
 from dashboard.conf import dashboard_setting
 from dashboard.models import Dimension, HourStat, MinuteStat
 
@@ -33,7 +33,7 @@ SUM_FIELDS = (
 def stat_values(counters: dict[str, int]) -> dict[str, Any]:
     """Return MinuteStat field values from one tool's bucket counters."""
     values: dict[str, Any] = {name: counters.get(name, 0) for name in STATUS_FIELDS}
-    for outcome in history.UPSTREAM_OUTCOMES:
+    for outcome in UPSTREAM_OUTCOMES:
         values[f"upstream_{outcome}"] = counters.get(f"up:{outcome}", 0)
     for kind in ("cached", "uncached"):
         values[f"{kind}_us"] = counters.get(f"us:{kind}", 0)
@@ -44,7 +44,7 @@ def stat_values(counters: dict[str, int]) -> dict[str, Any]:
 
 def rollup_minute(minute: int) -> int:
     """Upsert the MinuteStat rows of `minute` (epoch seconds) from its bucket; return how many rows."""
-    grouped = history.read_minute(minute)
+    grouped = read_minute(minute)
     at = datetime.fromtimestamp(minute, UTC)
     with transaction.atomic():
         for name, counters in grouped.items():
@@ -83,13 +83,13 @@ def rollup_hour(hour: datetime) -> int:
 def rollup_recent(now: float | None = None) -> int:
     """Roll up the last complete minutes (lookback from settings) and their hours; return minute rows written."""
     now = time.time() if now is None else now
-    current = history.minute_of(now)
+    current = minute_of(now)
     lookback = int(dashboard_setting("ROLLUP_LOOKBACK_MIN"))
     minutes = [current - 60 * i for i in range(1, lookback + 1)]
     written = sum(rollup_minute(m) for m in minutes)
     for hour in sorted({datetime.fromtimestamp(m - m % 3600, UTC) for m in minutes}):
         rollup_hour(hour)
-    history.trim_key_counts(now)
+    trim_key_counts(now)
     return written
 
 

@@ -1,6 +1,7 @@
 """The TTL tuner's bookkeeping: TtlPolicy rows, evidence from the history, applying and recording decisions.
 
-The decision rule itself is cacheops.tuning.decide; this module feeds it and keeps every change with its evidence.
+The decision rule itself is cacheops.tuning.decide (`decide_ttl` in cacheops.reporting); this module feeds it and
+keeps every change with its evidence.
 """
 
 from __future__ import annotations
@@ -11,9 +12,19 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from cacheops import tuning
 from cacheops.models import InvalidationEvent
-from cacheops.policies import DEFAULT_POLICIES, effective_ttl
+from cacheops.reporting import (
+    DEFAULT_POLICIES,
+    HIT_STATUSES,
+    POLICY_ENTITY,
+    Decision,
+    Evidence,
+    decide_ttl,
+    default_bounds,
+    effective_ttl,
+    hit_rate,
+    publish_ttls,
+)
 from dashboard.conf import dashboard_setting
 from dashboard.models import Dimension, MinuteStat, TtlChange, TtlPolicy
 
@@ -23,7 +34,7 @@ def ensure_policies() -> list[TtlPolicy]:
     existing = {row.policy: row for row in TtlPolicy.objects.all()}
     for name in DEFAULT_POLICIES:
         if name not in existing:
-            low, high = tuning.default_bounds(name)
+            low, high = default_bounds(name)
             existing[name] = TtlPolicy.objects.create(
                 policy=name,
                 default_ttl_s=DEFAULT_POLICIES[name].fresh_s,
@@ -34,7 +45,7 @@ def ensure_policies() -> list[TtlPolicy]:
     return [existing[name] for name in sorted(existing)]
 
 
-def evidence(policy: str, now: datetime, window_h: float) -> tuning.Evidence:
+def evidence(policy: str, now: datetime, window_h: float) -> Evidence:
     """Return the tuner's evidence for `policy` over the last `window_h` hours.
 
     Misses not explained by invalidations are counted as lost to expiry (an estimate: the history does not tell
@@ -42,14 +53,14 @@ def evidence(policy: str, now: datetime, window_h: float) -> tuning.Evidence:
     """
     since = now - timedelta(hours=window_h)
     rows = MinuteStat.objects.filter(dimension=Dimension.POLICY, name=policy, minute__gte=since)
-    sums = {k: v or 0 for k, v in rows.aggregate(*(Sum(f) for f in ("requests", "miss", "stale"))).items()}
-    requests, misses, stale = sums["requests__sum"], sums["miss__sum"], sums["stale__sum"]
-    entity = tuning.POLICY_ENTITY.get(policy, policy)
+    statuses = ("requests", *HIT_STATUSES, "miss")
+    sums = {f: v or 0 for f, v in rows.aggregate(**{f: Sum(f) for f in statuses}).items()}
+    requests, misses, stale = sums["requests"], sums["miss"], sums["stale"]
+    entity = POLICY_ENTITY.get(policy, policy)
     changes = InvalidationEvent.objects.filter(entity=entity, received__gte=since, duplicate_of__isnull=True).count()
-    hits = requests - misses - (rows.aggregate(b=Sum("bypass"))["b"] or 0)
-    return tuning.Evidence(
+    return Evidence(
         requests=requests,
-        hit_rate=round(hits / requests, 4) if requests else None,
+        hit_rate=hit_rate(sums),
         invalidations_per_h=round(changes / window_h, 3),
         stale_share=round(stale / requests, 4) if requests else 0.0,
         expiry_miss_share=round(max(0, misses - changes) / requests, 4) if requests else 0.0,
@@ -57,13 +68,13 @@ def evidence(policy: str, now: datetime, window_h: float) -> tuning.Evidence:
     )
 
 
-def plan(now: datetime | None = None) -> list[tuning.Decision]:
+def plan(now: datetime | None = None) -> list[Decision]:
     """Return the tuner's decision for every unpinned policy (nothing is changed)."""
     now = now or timezone.now()
     window_h = float(dashboard_setting("TUNER_WINDOW_H"))
     min_requests = int(dashboard_setting("TUNER_MIN_REQUESTS"))
     return [
-        tuning.decide(
+        decide_ttl(
             row.policy, row.ttl_s, (row.min_ttl_s, row.max_ttl_s), evidence(row.policy, now, window_h), min_requests
         )
         for row in ensure_policies()
@@ -73,10 +84,10 @@ def plan(now: datetime | None = None) -> list[tuning.Decision]:
 
 def publish_all() -> None:
     """Publish the TTLs of every row that differs from its policy's default (pinned ones included)."""
-    tuning.publish({row.policy: row.ttl_s for row in TtlPolicy.objects.all() if row.ttl_s != row.default_ttl_s})
+    publish_ttls({row.policy: row.ttl_s for row in TtlPolicy.objects.all() if row.ttl_s != row.default_ttl_s})
 
 
-def tune(now: datetime | None = None, *, dry_run: bool = False) -> list[tuning.Decision]:
+def tune(now: datetime | None = None, *, dry_run: bool = False) -> list[Decision]:
     """Decide, and unless `dry_run` apply and record each change and publish the TTLs; return the decisions."""
     now = now or timezone.now()
     decisions = plan(now)

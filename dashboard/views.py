@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from cacheops.errors import CacheBackendError
-from cacheops.views_engine import may_monitor
+from cacheops.reporting import may_monitor
 from dashboard import charts, reports
 from dashboard.health import overall_status, public_checks, run_checks
 

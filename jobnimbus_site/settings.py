@@ -145,7 +145,8 @@ CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": e.read_str("CACHE_KEY_PREFIX", "") or CACHE_KEY_NAMESPACE.rstrip(":"),
+        # The throttle counters and key bindings live here (key families in cacheops.keys): same namespace.
+        "KEY_PREFIX": CACHE_KEY_NAMESPACE.rstrip(":"),
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
             "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT_S,
@@ -254,6 +255,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's {"detail": ...} bodies, except for views that answer in their own shape (MCP, webhook receiver).
+    "EXCEPTION_HANDLER": "jobnimbus_site.api_errors.exception_handler",
 }
 
 # --- MCP (protocol face: mcp_tools.views, mcp_tools.protocol) ----------------------------------

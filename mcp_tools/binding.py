@@ -39,6 +39,7 @@ from django.core.cache import cache
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
+from cacheops.api import binding_key
 from cacheops.errors import CacheBackendError
 from mcp_tools.protocol.errors import HttpProblem
 from mcp_tools.tenancy import INSTANCE_HEADER, Caller
@@ -80,7 +81,7 @@ _paused_until = 0.0
 
 def redis_key(tenant: str) -> str:
     """Return the (prefixed) Redis key of a tenant's binding."""
-    return cache.make_key(f"mcp_binding:{tenant}")
+    return cache.make_key(binding_key(tenant))
 
 
 def check(caller: Caller) -> None:
@@ -106,7 +107,7 @@ def release(tenant: str) -> bool:
     """Forget a key's binding (by key id); return whether there was one. Other processes' memos lapse in 5 min."""
     with _memo_lock:
         _memo.pop(tenant, None)
-    return bool(cache.delete(f"mcp_binding:{tenant}"))
+    return bool(cache.delete(binding_key(tenant)))
 
 
 def _check_registered(api_key: str, instance: str) -> None:

@@ -11,24 +11,13 @@ from typing import Any
 
 import orjson
 
-from cacheops.poller import ChangedRecord, ChangePage
+from cacheops.api import ChangedRecord, ChangePage
+from mcp_tools.entities import ENTITIES
 from mcp_tools.jobnimbus.client import JobNimbusClient
 from mcp_tools.jobnimbus.filters import must, range_, term
 
-# Record types JobNimbus lists with a `date_updated` on every record (users and settings have none).
-POLLED_RESOURCES: Mapping[str, str] = {
-    "contact": "contacts",
-    "job": "jobs",
-    "activity": "activities",
-    "task": "tasks",
-    "file": "files",
-    "estimate": "estimates",
-    "invoice": "invoices",
-    "workorder": "workorders",
-    "materialorder": "materialorders",
-    "product": "products",
-    "payment": "payments",
-}
+# Record types JobNimbus lists with a `date_updated` on every record (users and settings have none): entity → resource.
+POLLED_RESOURCES: Mapping[str, str] = {row.name: row.resource for row in ENTITIES if row.polled and row.resource}
 
 
 class JobNimbusChangeSource:

@@ -12,47 +12,14 @@ from typing import Any
 
 import orjson
 
+from mcp_tools.entities import COMMON_FIELDS, ENTITIES
+
 Record = dict[str, Any]
 
 MAX_RESPONSE_BYTES = 25 * 1024
 SUMMARY_FIELDS = ("jnid", "type", "number", "name", "display_name", "title", "status_name", "record_type_name")
-_COMMON = ("date_created", "date_updated", "primary", "sales_rep_name", "external_id")
-_ADDRESS = ("address_line1", "city", "state_text", "zip")
-# What a model usually needs of each entity, on top of SUMMARY_FIELDS.
-COMPACT_FIELDS: dict[str, tuple[str, ...]] = {
-    "contact": (
-        *_COMMON,
-        *_ADDRESS,
-        "first_name",
-        "last_name",
-        "company",
-        "email",
-        "mobile_phone",
-        "home_phone",
-        "work_phone",
-        "source_name",
-    ),
-    "job": (
-        *_COMMON,
-        *_ADDRESS,
-        "description",
-        "date_start",
-        "date_end",
-        "approved_estimate_total",
-        "approved_invoice_total",
-        "source_name",
-    ),
-    "activity": (*_COMMON, "note", "is_status_change", "related", "created_by_name"),
-    "task": (*_COMMON, "priority", "date_start", "date_end", "is_completed", "related"),
-    "file": (*_COMMON, "filename", "content_type", "size", "description", "related"),
-    "estimate": (*_COMMON, "status", "total", "subtotal", "tax", "date_estimate", "date_due", "related"),
-    "invoice": (*_COMMON, "status", "total", "total_paid", "due", "date_invoice", "date_due", "related"),
-    "workorder": (*_COMMON, "status", "total", "date_start", "date_end", "related"),
-    "materialorder": (*_COMMON, "status", "total", "date_start", "related"),
-    "product": ("description", "uom", "price", "cost", "sku", "category"),
-    "payment": (*_COMMON, "total", "amount", "method", "reference", "invoice", "related"),
-    "user": ("id", "first_name", "last_name", "email", "is_active"),
-}
+# What a model usually needs of each entity, on top of SUMMARY_FIELDS (an entity without a row's fields: the common).
+COMPACT_FIELDS: dict[str, tuple[str, ...]] = {row.name: row.compact_fields for row in ENTITIES if row.compact_fields}
 # Internal bookkeeping JobNimbus sends with every record; `detailed` leaves it out, `raw` keeps it.
 _NOISE = frozenset({"recid", "customer", "created_by", "owners", "location", "geo", "is_archived", "image_url"})
 
@@ -105,7 +72,7 @@ def _kept_fields(entity: str, verbosity: str, fields: tuple[str, ...]) -> tuple[
     elif verbosity == "summary":
         names = SUMMARY_FIELDS
     else:
-        names = (*SUMMARY_FIELDS, *COMPACT_FIELDS.get(entity, _COMMON))
+        names = (*SUMMARY_FIELDS, *COMPACT_FIELDS.get(entity, COMMON_FIELDS))
     return tuple(dict.fromkeys(names))
 
 

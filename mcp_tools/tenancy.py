@@ -23,9 +23,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import cast
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
 
 from cacheops.api import tenant_id
 from cacheops.http import client_address
@@ -67,6 +71,20 @@ class Caller:
 def resolve_caller(request: HttpRequest) -> Caller:
     """Return the caller named by the request's headers; raise 400 for an unknown instance, 401 for a bad key."""
     return Caller(instance=_instance(request), api_key=_api_key(request), address=client_address(request))
+
+
+class CallerAuthentication(BaseAuthentication):
+    """DRF authentication of the MCP views: `request.auth` is the `Caller` the headers name; there is no Django
+    user (`request.user` is anonymous). Raises 400 for an unknown instance and 401 for a malformed key; a caller
+    without a key is still a caller (it may shake hands and list tools)."""
+
+    def authenticate(self, request: Request) -> tuple[AnonymousUser, Caller]:
+        return AnonymousUser(), resolve_caller(request._request)
+
+
+def request_caller(request: Request) -> Caller:
+    """Return the caller `CallerAuthentication` put on a DRF request."""
+    return cast(Caller, request.auth)
 
 
 def require_instance(instance: str | None) -> str:

@@ -32,8 +32,9 @@ from typing import Any, cast
 from django.conf import settings
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError, ResponseError
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
+from cacheops.api import throttle_budget, throttle_window_key
 from cacheops.errors import CacheBackendError
 from mcp_tools import binding
 from mcp_tools.protocol.errors import Throttled
@@ -123,6 +124,8 @@ class FixedWindowThrottle(SimpleRateThrottle):
 
     scope = "mcp"
     rate_setting = "MCP_THROTTLE_RATE"
+    kind = "mcp"  # which budget refused, in a 429's data
+    refused = "Too many requests"
 
     def __init__(self, ident: str) -> None:
         self.ident = ident
@@ -135,8 +138,12 @@ class FixedWindowThrottle(SimpleRateThrottle):
     def get_rate(self) -> str:
         return str(getattr(settings, self.rate_setting))
 
+    def refusal_text(self) -> str:
+        """Return what a 429 from this budget says before its retry time."""
+        return self.refused
+
     def get_cache_key(self, request: Any, view: Any) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.ident}
+        return throttle_budget(self.scope, self.ident)
 
     # After a cache failure every throttle stands aside for a while, so a Redis that hangs until its socket
     # timeout costs one request that delay, not every request (shared by the threads of this process).
@@ -186,7 +193,7 @@ class FixedWindowThrottle(SimpleRateThrottle):
         return max(0.0, self.window_ends_at - self.timer())
 
     def _enter(self, budget: str, window: int) -> None:
-        self.key = f"{budget}:{window}"
+        self.key = throttle_window_key(budget, window)
         self.window_ends_at = (window + 1) * self.window_s
 
     def _reserve(self) -> int:
@@ -225,6 +232,8 @@ class TenantRateThrottle(FixedWindowThrottle):
 
     scope = "mcp_tenant"
     rate_setting = "MCP_THROTTLE_RATE"
+    kind = "key"
+    refused = "Too many requests for this API key"
 
     @property
     def tenant(self) -> str:
@@ -236,6 +245,8 @@ class AddressRateThrottle(FixedWindowThrottle):
 
     scope = "mcp_address"
     rate_setting = "MCP_THROTTLE_ADDRESS_RATE"
+    kind = "address"
+    refused = "Too many requests from your address"
 
 
 class InstanceRateThrottle(FixedWindowThrottle):
@@ -243,6 +254,10 @@ class InstanceRateThrottle(FixedWindowThrottle):
 
     scope = "mcp_instance"
     rate_setting = "MCP_THROTTLE_INSTANCE_RATE"
+    kind = "instance"
+
+    def refusal_text(self) -> str:
+        return f"Too many calls for JobNimbus instance {self.ident!r} across all API keys"
 
 
 # Admit a key into an address's set for the window if it is already there or the set has room: one atomic step,
@@ -267,6 +282,8 @@ class AddressKeysThrottle(FixedWindowThrottle):
 
     scope = "mcp_address_keys"
     rate_setting = "MCP_THROTTLE_ADDRESS_KEYS"
+    kind = "address_keys"
+    refused = "Too many different API keys from your address"
 
     _admitted: OrderedDict[str, None] = OrderedDict()
     _admitted_lock = threading.Lock()
@@ -301,30 +318,68 @@ class AddressKeysThrottle(FixedWindowThrottle):
         return admitted
 
 
-def enforce(caller: Caller, *, tool_call: bool = False) -> None:
-    """Admit the caller's request or raise: 429 with Retry-After when a budget is used up, 403 from the binding.
+class KeyBindingCheck(BaseThrottle):
+    """Not a budget: the key ↔ instance binding (`mcp_tools.binding`), among the budgets because it is checked
+    between them, after the key's and the address's and before the instance's. It refuses by raising its 403."""
+
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        binding.check(self.caller)
+        return True
+
+    def wait(self) -> float | None:
+        return None
+
+
+def throttles_for(caller: Caller, *, tool_call: bool = False) -> list[BaseThrottle]:
+    """Return the checks of the caller's request in the module docstring's order; none for a caller without a key.
 
     `tool_call` is True for `tools/call`: only those are checked against the key ↔ instance binding and charged
-    to the instance's budget. The order of the checks is the module's docstring's.
+    to the instance's budget.
     """
     tenant = caller.tenant
     if tenant is None:
-        return
-    _admit(AddressKeysThrottle(caller.address, tenant), "address_keys", "Too many different API keys from your address")
-    _admit(TenantRateThrottle(tenant), "key", "Too many requests for this API key")
-    _admit(AddressRateThrottle(caller.address), "address", "Too many requests from your address")
+        return []
+    checks: list[BaseThrottle] = [
+        AddressKeysThrottle(caller.address, tenant),
+        TenantRateThrottle(tenant),
+        AddressRateThrottle(caller.address),
+    ]
     if tool_call and caller.instance is not None:
-        binding.check(caller)
-        what = f"Too many calls for JobNimbus instance {caller.instance!r} across all API keys"
-        _admit(InstanceRateThrottle(caller.instance), "instance", what)
+        checks += [KeyBindingCheck(caller), InstanceRateThrottle(caller.instance)]
+    return checks
 
 
-def _admit(throttle: FixedWindowThrottle, kind: str, what: str) -> None:
-    if throttle.allow_request(None, None):
-        return
-    retry_after = max(1, round(throttle.wait()))
-    raise Throttled(
-        f"{what}; retry in {retry_after} s (limit {throttle.rate})",
+def first_refusal(checks: list[BaseThrottle], request: Any, view: Any) -> FixedWindowThrottle | None:
+    """Run the checks in order and return the budget that refused, or None when all admitted.
+
+    Stops at the first refusal, so no budget after it is charged (DRF's own `check_throttles` asks every one).
+    """
+    for check in checks:
+        if not check.allow_request(request, view):
+            return cast(FixedWindowThrottle, check)  # the binding refuses by raising, never by answering False
+    return None
+
+
+def refusal(throttle: FixedWindowThrottle, wait: float) -> Throttled:
+    """Return the 429 for a request `throttle` refused `wait` seconds before its window ends: Retry-After, and
+    which budget it was."""
+    retry_after = max(1, round(wait))
+    return Throttled(
+        f"{throttle.refusal_text()}; retry in {retry_after} s (limit {throttle.rate})",
         headers={"Retry-After": str(retry_after)},
-        data={"retry_after_s": retry_after, "throttle": kind},
+        data={"retry_after_s": retry_after, "throttle": throttle.kind},
     )
+
+
+def enforce(caller: Caller, *, tool_call: bool = False) -> None:
+    """Admit the caller's request or raise: 429 with Retry-After when a budget is used up, 403 from the binding.
+
+    The MCP views run the same checks through DRF (`get_throttles`, `check_throttles`); this is for callers
+    outside a view.
+    """
+    refused = first_refusal(throttles_for(caller, tool_call=tool_call), None, None)
+    if refused is not None:
+        raise refusal(refused, refused.wait())

@@ -6,9 +6,11 @@ from django.urls import path
 
 from mcp_tools import views
 
+mcp_endpoint = views.McpEndpoint.as_view()
+
 urlpatterns = [
-    path("mcp", views.mcp_endpoint, name="mcp"),
-    path("mcp/", views.mcp_endpoint),
-    path("mcp/tools/list", views.compat_tools_list, name="mcp-tools-list"),
-    path("mcp/tools/call", views.compat_tools_call, name="mcp-tools-call"),
+    path("mcp", mcp_endpoint, name="mcp"),
+    path("mcp/", mcp_endpoint),
+    path("mcp/tools/list", views.CompatToolsList.as_view(), name="mcp-tools-list"),
+    path("mcp/tools/call", views.CompatToolsCall.as_view(), name="mcp-tools-call"),
 ]

@@ -1,19 +1,27 @@
 """HTTP face of the MCP server: `POST /mcp` (JSON-RPC, both protocol eras) and the plain-JSON endpoints.
 
-A view parses and answers; the protocol package decides, the catalog runs tools.
+DRF views with only what they use (`cacheops.rest.LeanAPIView`), running DRF's steps in the order the protocol
+needs. `initial` checks the transport (Origin, then POST), reads the body through the view's parser (size, content
+type, JSON) and checks the message; then, for a request, DRF's own steps: authentication names the caller
+(`request.auth`, `tenancy.CallerAuthentication`) and `check_throttles` spends its budgets (`throttling`). `post`
+answers. Every failure on the way reaches the site's exception handler (`jobnimbus_site.api_errors`), which asks the
+view's `error_response` for its shape: JSON-RPC errors on /mcp, `{"success": false, "error": ...}` on the compat
+routes. A view parses and answers; the protocol package decides, the catalog runs tools.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
-import orjson
-from django.http import HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
-from mcp_types import INVALID_REQUEST, RequestId
+from django.http import HttpResponse, HttpResponseBase
+from mcp_types import INVALID_REQUEST, JSONRPCRequest, RequestId
+from rest_framework.exceptions import APIException
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 
+from cacheops.rest import LeanAPIView
 from jobnimbus_site.logging import request_id_var
 from mcp_tools import throttling
 from mcp_tools.catalog.base import ToolResult, UnknownToolError
@@ -28,7 +36,13 @@ from mcp_tools.protocol.errors import (
     internal_error,
     rpc_status,
 )
-from mcp_tools.protocol.http import read_json_body
+from mcp_tools.protocol.http import (
+    JsonParser,
+    JsonRpcParser,
+    OptionalBodyParser,
+    check_origin,
+    require_post,
+)
 from mcp_tools.protocol.versions import (
     SUPPORTED_VERSIONS,
     VERSION_HEADER,
@@ -40,7 +54,7 @@ from mcp_tools.protocol.versions import (
     is_modern,
     unsupported,
 )
-from mcp_tools.tenancy import resolve_caller
+from mcp_tools.tenancy import CallerAuthentication, request_caller
 
 logger = logging.getLogger(__name__)
 
@@ -55,116 +69,165 @@ _X_CACHE = {
 }
 
 
-@csrf_exempt
-def mcp_endpoint(request: HttpRequest) -> HttpResponse:
-    """Answer one Streamable HTTP POST: a request gets JSON, a notification or response gets 202."""
-    try:
-        incoming = messages.decode(read_json_body(request))
-    except HttpProblem as problem:
-        return _rpc_problem(problem, None)
-    except RpcError as error:
-        return _rpc_error(None, error, "legacy")
-    except Exception:
-        # Reading and decoding should refuse every malformed input with a precise answer; should one still slip
-        # through, the caller gets a JSON-RPC error rather than Django's HTML 500.
-        logger.exception("MCP request could not be read")
-        return _rpc_error(None, internal_error(request_id_var.get()), "legacy")
-    if incoming.request is None:
-        return _acknowledge(request)
-    rpc = incoming.request
-    return _answer(request, rpc.id, rpc.method, rpc.params or {})
+class McpView(LeanAPIView):
+    """What the MCP endpoints share: transport checks, the caller, the budgets, DRF's order around them."""
+
+    authentication_classes = (CallerAuthentication,)
+    tool_call = False  # a tool call is checked against the key's binding and charged to its instance
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        http = request._request
+        check_origin(http.headers.get("Origin"))
+        require_post(http.method)
+        if self.take_message(request):
+            super().initial(request, *args, **kwargs)
+
+    def take_message(self, request: Request) -> bool:
+        """Read and check the message, before the caller is looked at: a malformed message is refused first.
+
+        Return whether it needs an answer (and so a caller and its budgets); a notification does not.
+        """
+        raise NotImplementedError
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        return throttling.throttles_for(request_caller(self.request), tool_call=self.tool_call)
+
+    def check_throttles(self, request: Request) -> None:
+        # DRF asks every throttle; here the first refusal answers, so a budget is charged only once every budget
+        # before it admitted the request (mcp_tools.throttling).
+        refused = throttling.first_refusal(self.get_throttles(), request, self)
+        if refused is not None:
+            self.refused_by = refused
+            self.throttled(request, refused.wait())
+
+    def throttled(self, request: Request, wait: float) -> NoReturn:
+        raise throttling.refusal(self.refused_by, wait)
+
+    def error_response(self, exc: Exception) -> HttpResponseBase:
+        """Answer a failure in this endpoint's shape (called by the site's exception handler)."""
+        raise NotImplementedError
 
 
-def _answer(request: HttpRequest, rpc_id: RequestId, method: str, params: dict[str, Any]) -> HttpResponse:
-    header = request.headers.get(VERSION_HEADER)
-    era: Era = "modern" if is_modern(method, params, header) else "legacy"
-    try:
-        negotiated = _negotiate(method, params, request, era)
-        caller = resolve_caller(request)
-        throttling.enforce(caller, tool_call=method == "tools/call")
-        exchange = dispatch.Exchange(method, params, negotiated, caller, request_id_var.get())
-        result = dispatch.handle(exchange)
-    except HttpProblem as problem:
-        return _rpc_problem(problem, rpc_id)
-    except RpcError as error:
-        return _rpc_error(rpc_id, error, era)
-    except Exception:
-        logger.exception("MCP %s failed unexpectedly", method)
-        return _rpc_error(rpc_id, internal_error(request_id_var.get()), era)
-    return _json({"jsonrpc": "2.0", "id": rpc_id, "result": result})
+class McpEndpoint(McpView):
+    """`POST /mcp`: one Streamable HTTP POST; a request gets JSON, a notification or response gets 202."""
+
+    parser_classes = (JsonRpcParser,)
+    rpc: JSONRPCRequest | None = None
+    era: Era = "legacy"
+
+    def take_message(self, request: Request) -> bool:
+        self.rpc = messages.classify(request.data).request
+        if self.rpc is None:
+            return False
+        params = self.rpc.params or {}
+        header = request._request.headers.get(VERSION_HEADER)
+        self.era = "modern" if is_modern(self.rpc.method, params, header) else "legacy"
+        self.negotiated = _negotiate(self.rpc.method, params, request._request.headers, self.era)
+        self.tool_call = self.rpc.method == "tools/call"
+        return True
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if self.rpc is None:
+            return _acknowledge(request._request.headers.get(VERSION_HEADER))
+        rpc = self.rpc
+        caller = request_caller(request)
+        exchange = dispatch.Exchange(rpc.method, rpc.params or {}, self.negotiated, caller, request_id_var.get())
+        return Response({"jsonrpc": "2.0", "id": rpc.id, "result": dispatch.handle(exchange)})
+
+    def error_response(self, exc: Exception) -> HttpResponseBase:
+        rpc_id = self.rpc.id if self.rpc is not None else None
+        if isinstance(exc, APIException):
+            exc = _as_problem(exc)
+        if isinstance(exc, HttpProblem):
+            return _rpc_problem(exc, rpc_id)
+        if isinstance(exc, RpcError):
+            return _rpc_error(rpc_id, exc, self.era)
+        # Reading and answering should refuse every bad input precisely; should something still slip through, the
+        # caller gets a JSON-RPC error rather than Django's HTML 500, and the log has the traceback.
+        if self.rpc is None:
+            logger.error("MCP request could not be read", exc_info=exc)
+        else:
+            logger.error("MCP %s failed unexpectedly", self.rpc.method, exc_info=exc)
+        return _rpc_error(rpc_id, internal_error(request_id_var.get()), self.era)
 
 
-def _negotiate(method: str, params: dict[str, Any], request: HttpRequest, era: Era) -> Negotiated:
+def _negotiate(method: str, params: dict[str, Any], headers: Any, era: Era) -> Negotiated:
     if era == "modern":
-        return check_modern_envelope(method, params, request.headers)
-    negotiated = check_legacy_header(request.headers.get(VERSION_HEADER))
-    check_method_header(method, request.headers)
-    check_name_header(method, params, request.headers, required=False)
+        return check_modern_envelope(method, params, headers)
+    negotiated = check_legacy_header(headers.get(VERSION_HEADER))
+    check_method_header(method, headers)
+    check_name_header(method, params, headers, required=False)
     return negotiated
 
 
-def _acknowledge(request: HttpRequest) -> HttpResponse:
-    header = request.headers.get(VERSION_HEADER)
-    if header is not None and header not in SUPPORTED_VERSIONS:
-        return _rpc_error(None, unsupported(header), "modern")
+def _acknowledge(version_header: str | None) -> HttpResponseBase:
+    if version_header is not None and version_header not in SUPPORTED_VERSIONS:
+        return _rpc_error(None, unsupported(version_header), "modern")
     return HttpResponse(status=202)
 
 
-def _rpc_error(rpc_id: RequestId | None, error: RpcError, era: Era) -> HttpResponse:
-    return _json(error_body(rpc_id, error.code, error.message, error.data), status=rpc_status(error.code, era))
+def _rpc_error(rpc_id: RequestId | None, error: RpcError, era: Era) -> Response:
+    return Response(error_body(rpc_id, error.code, error.message, error.data), status=rpc_status(error.code, era))
 
 
-def _rpc_problem(problem: HttpProblem, rpc_id: RequestId | None) -> HttpResponse:
+def _rpc_problem(problem: HttpProblem, rpc_id: RequestId | None) -> Response:
     data = {"status": problem.status, **problem.data}
-    response = _json(error_body(rpc_id, INVALID_REQUEST, problem.message, data), status=problem.status)
-    return _with_headers(response, problem.headers)
+    return Response(
+        error_body(rpc_id, INVALID_REQUEST, problem.message, data), status=problem.status, headers=problem.headers
+    )
 
 
-@csrf_exempt
-def compat_tools_list(request: HttpRequest) -> HttpResponse:
-    """Answer `POST /mcp/tools/list` in the plain shape: `{"success": true, "data": {"tools": [...]}}`."""
-    return _compat(request, _compat_list)
+def _as_problem(exc: APIException) -> HttpProblem:
+    """Return a DRF refusal (none is expected: the views use none of DRF's refusing parts) as an `HttpProblem`."""
+    problem = HttpProblem(str(exc.detail))
+    problem.status = exc.status_code
+    return problem
 
 
-@csrf_exempt
-def compat_tools_call(request: HttpRequest) -> HttpResponse:
-    """Answer `POST /mcp/tools/call {"name", "arguments"}` with `success`/`data` or `success`/`error`."""
-    return _compat(request, _compat_call)
+class CompatView(McpView):
+    """A plain-JSON compatibility endpoint: every failure is `{"success": false, "error": ...}` with its status."""
 
-
-def _compat(request: HttpRequest, work: Callable[[HttpRequest], HttpResponse]) -> HttpResponse:
-    """Run a compatibility endpoint; every failure becomes `{"success": false, "error": ...}` with its status."""
-    try:
-        return work(request)
-    except HttpProblem as problem:
-        return _compat_problem(problem)
-    except Exception:
-        logger.exception("%s failed unexpectedly", request.path)
+    def error_response(self, exc: Exception) -> HttpResponseBase:
+        if isinstance(exc, APIException):
+            exc = _as_problem(exc)
+        if isinstance(exc, HttpProblem):
+            body = {"success": False, "error": exc.message, **exc.data}
+            return Response(body, status=exc.status, headers=exc.headers)
+        logger.error("%s failed unexpectedly", self.request._request.path, exc_info=exc)
         message = f"Internal error (request id {request_id_var.get()}); the server log has the details"
-        return _json({"success": False, "error": message}, status=500)
+        return Response({"success": False, "error": message}, status=500)
 
 
-def _compat_list(request: HttpRequest) -> HttpResponse:
-    read_json_body(request, allow_empty=True)
-    caller = resolve_caller(request)
-    throttling.enforce(caller)
-    return _json({"success": True, "data": {"tools": tools.all_tools_json()}})
+class CompatToolsList(CompatView):
+    """`POST /mcp/tools/list`, answered in the plain shape: `{"success": true, "data": {"tools": [...]}}`."""
+
+    parser_classes = (OptionalBodyParser,)
+
+    def take_message(self, request: Request) -> bool:
+        request.data  # noqa: B018 - reading it runs the checks of size and (for a body) content type
+        return True
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response({"success": True, "data": {"tools": tools.all_tools_json()}})
 
 
-def _compat_call(request: HttpRequest) -> HttpResponse:
-    name, arguments = _compat_call_body(read_json_body(request))
-    caller = resolve_caller(request)
-    throttling.enforce(caller, tool_call=True)
-    ctx = caller.tool_context(request_id_var.get())
-    _require_tool(name)
-    return _compat_result(tools.run_tool(ctx, name, arguments))
+class CompatToolsCall(CompatView):
+    """`POST /mcp/tools/call {"name", "arguments"}`, answered with `success`/`data` or `success`/`error`."""
+
+    parser_classes = (JsonParser,)
+    tool_call = True
+
+    def take_message(self, request: Request) -> bool:
+        self.name, self.arguments = _call_of(request.data)
+        return True
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        ctx = request_caller(request).tool_context(request_id_var.get())
+        _require_tool(self.name)
+        return _compat_result(tools.run_tool(ctx, self.name, self.arguments))
 
 
-def _compat_call_body(body: bytes) -> tuple[str, dict[str, Any]]:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest("The body is not valid JSON") from exc
+def _call_of(payload: Any) -> tuple[str, dict[str, Any]]:
     if not isinstance(payload, dict):
         raise BadRequest('The body must be an object: {"name": "<tool>", "arguments": {...}}')
     try:
@@ -180,28 +243,12 @@ def _require_tool(name: str) -> None:
         raise NotFound(f"Unknown tool {name!r}; POST /mcp/tools/list shows the tools this server offers") from exc
 
 
-def _compat_result(result: ToolResult) -> HttpResponse:
+def _compat_result(result: ToolResult) -> Response:
     # A tool-level failure (bad argument, JobNimbus refusal) is a successful HTTP exchange with success false,
     # as in the plan's shape; HTTP errors are kept for requests this endpoint could not take at all.
     body = {"success": False, "error": result.text} if result.is_error else {"success": True, "data": result.structured}
     cache = tools.cache_meta(result)
-    response = _json(body)
-    response["X-Cache"] = _X_CACHE.get(str(cache.get("status")), str(cache.get("status")).upper())
+    headers = {"X-Cache": _X_CACHE.get(str(cache.get("status")), str(cache.get("status")).upper())}
     if cache.get("age_s") is not None:
-        response["Age"] = str(int(cache["age_s"]))
-    return response
-
-
-def _compat_problem(problem: HttpProblem) -> HttpResponse:
-    response = _json({"success": False, "error": problem.message, **problem.data}, status=problem.status)
-    return _with_headers(response, problem.headers)
-
-
-def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:
-    return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
-
-
-def _with_headers(response: HttpResponse, headers: dict[str, str]) -> HttpResponse:
-    for name, value in headers.items():
-        response[name] = value
-    return response
+        headers["Age"] = str(int(cache["age_s"]))
+    return Response(body, headers=headers)

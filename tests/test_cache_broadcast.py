@@ -102,7 +102,7 @@ def test_while_a_write_invalidation_awaits_replay_redis_entries_are_not_served(
     def refused(*_: Any) -> int:
         raise CacheBackendError("Redis refused the command")
 
-    monkeypatch.setattr(eng, "_invalidate_l2", refused)
+    monkeypatch.setattr(eng.invalidation, "_invalidate_l2", refused)
     with pytest.raises(CacheBackendError):
         eng.invalidate("demo", [record_tag("c1")])  # the write's invalidation is now pending
     answer = cache_backend.read(request, cache_backend.counting({"status": "Sold"}))

@@ -15,6 +15,7 @@ import pytest
 
 from cacheops import backend, engine, keys
 from cacheops.api import invalidate_tags, list_tag, record_tag
+from cacheops.engine import refresh
 from tests.fixtures.redis import CacheEnv, engine_setting_for
 from tests.test_cache_behaviour import HOUR, drop_l1, entry_keys
 
@@ -56,16 +57,16 @@ def test_an_invalidation_between_the_redis_read_and_the_l1_put_is_not_undone(
     cache_backend.read()
     drop_l1()
     eng = engine.engine()
-    real_get = eng._get
+    real_get = eng.tiers.get
 
     def get_then_a_write_lands(p: engine.Plan) -> Any:
         stored = real_get(p)
         invalidate_tags("demo", [record_tag("c1")])
         return stored
 
-    monkeypatch.setattr(eng, "_get", get_then_a_write_lands)
+    monkeypatch.setattr(eng.tiers, "get", get_then_a_write_lands)
     racing = cache_backend.read()
-    monkeypatch.setattr(eng, "_get", real_get)
+    monkeypatch.setattr(eng.tiers, "get", real_get)
     assert (racing.status, racing.value) == ("hit_l2", {"n": 1})  # its caller gets what it read...
     after = cache_backend.read(fetch=cache_backend.counting({"version": "after"}))
     assert (after.status, after.value) == ("miss", {"version": "after"})  # ...but L1 did not keep it
@@ -97,14 +98,14 @@ def test_a_reader_arriving_after_an_invalidation_does_not_join_the_older_flight(
     eng = engine.engine()
     decided = threading.Event()
     for name in ("_follow", "_across_processes"):  # the late reader either joins the flight or leads its own
-        real = getattr(eng, name)
+        real = getattr(eng.flights, name)
 
         def noting(*args: Any, _real: Any = real) -> Any:
             if threading.current_thread().name == "late-reader":
                 decided.set()
             return _real(*args)
 
-        monkeypatch.setattr(eng, name, noting)
+        monkeypatch.setattr(eng.flights, name, noting)
     fetch, started, release = blocked_fetch(cache_backend, {"version": "before"})
     first, first_result = in_thread(lambda: cache_backend.read(fetch=fetch))
     assert started.wait(5)
@@ -137,7 +138,7 @@ def test_an_early_refresh_jobnimbus_refuses_drops_the_l1_copy_too(
 ) -> None:
     cache_backend.settings.CACHEOPS_ENGINE = engine_setting_for(cache_backend.namespace, XFETCH_BETA=1.0)
     engine.reset_engine()
-    monkeypatch.setattr(engine.random, "random", lambda: 0.9)  # -ln(0.1) = 2.3 fetch durations of lead
+    monkeypatch.setattr(refresh.random, "random", lambda: 0.9)  # -ln(0.1) = 2.3 fetch durations of lead
 
     def costly() -> Any:
         cache_backend.calls.append("fetch")

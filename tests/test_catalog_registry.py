@@ -72,7 +72,7 @@ def test_every_declaration_is_complete(spec: Any) -> None:
     assert len(spec.description) > 40
     assert all(isinstance(spec.annotations[h], bool) for h in HINTS)
     assert spec.read_only is (spec.name in READS)
-    assert (spec.cache_entity is not None) is (spec.name in READS)
+    assert (spec.policy is not None) is (spec.name in READS)
 
 
 def valid_value(schema: dict[str, Any]) -> Any:

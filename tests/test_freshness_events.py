@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from cacheops import api, events
+from cacheops import events, invalidation
 from cacheops.api import list_tag, record_tag
 from cacheops.errors import CacheBackendError
 from cacheops.events import Change, apply_event, claim_event, record_event, sweep_unapplied
@@ -57,7 +57,7 @@ def test_a_failed_apply_keeps_the_event_unapplied_with_its_error(monkeypatch: py
     def down(instance: str, tags: object) -> int:
         raise CacheBackendError("redis is down")
 
-    monkeypatch.setattr(api, "invalidate_tags", down)
+    monkeypatch.setattr(invalidation, "invalidate_tags", down)
     event = _stored()
     assert apply_event(event.pk) is None
     stored = InvalidationEvent.objects.get(pk=event.pk)

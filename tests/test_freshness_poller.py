@@ -18,8 +18,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from cacheops.api import list_tag, record_tag, related_tag
+from cacheops.change_sources import ChangedRecord, ChangePage
 from cacheops.models import InvalidationEvent, PollWatermark
-from cacheops.poller import ChangedRecord, ChangePage, poll_all, poll_entity
+from cacheops.poller import poll_all, poll_entity
 from tests.fixtures.clock import Clock
 from tests.fixtures.sandbox import SANDBOX_ADMIN_KEY, api, control
 

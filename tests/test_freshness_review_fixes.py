@@ -14,10 +14,11 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from cacheops import api
+from cacheops import api, invalidation
 from cacheops.api import list_tag, record_tag, related_tag
+from cacheops.dispatcher import dispatch
 from cacheops.errors import CacheBackendError
-from cacheops.events import Change, apply_event, dispatch, record_event, sweep_unapplied
+from cacheops.events import Change, apply_event, record_event, sweep_unapplied
 from cacheops.keys import entity_tag
 from cacheops.models import InvalidationEvent
 from cacheops.rules import tags_for
@@ -134,11 +135,11 @@ def test_a_redis_outage_longer_than_max_attempts_sweeps_leaves_the_event_retryab
         raise CacheBackendError("redis is down")
 
     event = _stored("job", "J1", ["C1"], age_s=60)
-    monkeypatch.setattr(api, "invalidate_tags", down)
+    monkeypatch.setattr(invalidation, "invalidate_tags", down)
     for _ in range(15):
         assert sweep_unapplied() == 0
     spy = TagSpy()
-    monkeypatch.setattr(api, "invalidate_tags", spy)  # Redis is back
+    monkeypatch.setattr(invalidation, "invalidate_tags", spy)  # Redis is back
     assert sweep_unapplied() == 1
     assert InvalidationEvent.objects.get(pk=event.pk).applied is not None
 
@@ -149,7 +150,7 @@ def test_other_failures_still_use_up_attempts(monkeypatch: pytest.MonkeyPatch) -
         raise TypeError("a bug")
 
     event = _stored("job", "J1", ["C1"], age_s=60)
-    monkeypatch.setattr(api, "invalidate_tags", bug)
+    monkeypatch.setattr(invalidation, "invalidate_tags", bug)
     sweep_unapplied()
     assert InvalidationEvent.objects.get(pk=event.pk).attempts == 1
 
@@ -162,7 +163,7 @@ def test_a_refused_invalidation_is_stored_and_the_sweep_applies_it(monkeypatch: 
     def down(instance: str, tags: object) -> int:
         raise CacheBackendError("redis is down")
 
-    monkeypatch.setattr(api, "invalidate_tags", down)
+    monkeypatch.setattr(invalidation, "invalidate_tags", down)
     with pytest.raises(CacheBackendError):
         api.apply_change("acme", "task", "updated", "T7", ["J7"])
     stored = InvalidationEvent.objects.get()
@@ -175,7 +176,7 @@ def test_a_refused_invalidation_is_stored_and_the_sweep_applies_it(monkeypatch: 
     )
     assert stored.applied is None
     spy = TagSpy()
-    monkeypatch.setattr(api, "invalidate_tags", spy)  # Redis is back
+    monkeypatch.setattr(invalidation, "invalidate_tags", spy)  # Redis is back
     assert sweep_unapplied(min_age_s=0) == 1
     assert spy.calls == [("acme", tags_for("task", "updated", "T7", ["J7"]))]
 
@@ -189,7 +190,7 @@ def test_a_write_tool_whose_invalidation_redis_refused_leaves_an_event(
     def down(instance: str, tags: object) -> int:
         raise CacheBackendError("redis is down")
 
-    monkeypatch.setattr(api, "invalidate_tags", down)
+    monkeypatch.setattr(invalidation, "invalidate_tags", down)
     ctx = ToolContext(instance="acme", api_key="k" * 16, tenant="t-write", request_id="test")
     result = registry.call_tool(ctx, "create_contact", {"first_name": "Ada", "last_name": "Lovelace"})
     assert not result.is_error

@@ -38,7 +38,7 @@ from django.core.cache import caches
 from django.db import connection
 from django.test import Client, override_settings
 
-from cacheops import engine, events
+from cacheops import dispatcher, engine
 from cacheops.api import CacheScope, ReadRequest, list_tag, read_through, record_tag, tenant_id
 from cacheops.breakers import redis_breaker, upstream_breaker
 from cacheops.engine import UpstreamBusyError
@@ -145,9 +145,9 @@ def broker_at() -> Iterator[Callable[[str], None]]:
 
     yield point
     app.conf.update(broker_url=original)
-    with events._pools_lock:  # drop the pooled connections to the test's broker (it is gone after the test)
-        for key in [key for key in events._pools if key[1] != str(original)]:
-            events._pools.pop(key).force_close_all()
+    with dispatcher._pools_lock:  # drop the pooled connections to the test's broker (it is gone after the test)
+        for key in [key for key in dispatcher._pools if key[1] != str(original)]:
+            dispatcher._pools.pop(key).force_close_all()
 
 
 def post_webhook(client: Client, body: dict[str, Any], instance: str = "acme") -> Any:
@@ -214,7 +214,7 @@ def test_12_broker_connections_have_socket_timeouts() -> None:
     options = app.conf.broker_transport_options
     assert 0 < options["socket_timeout"] <= 10
     assert 0 < options["socket_connect_timeout"] <= 10
-    webhook_path = events._fail_fast_options(app)
+    webhook_path = dispatcher._fail_fast_options(app)
     assert webhook_path["max_retries"] == 0
     assert webhook_path["socket_timeout"] <= 0.5
 

@@ -120,14 +120,6 @@ def test_payments_are_created_on_the_api2_path(server: ScriptedServer, client: J
     assert server.seen[0].path == "/api2/v2/payments"
 
 
-def test_file_download_url_is_the_redirect_location_not_followed(
-    server: ScriptedServer, client: JobNimbusClient
-) -> None:
-    server.then(Reply(status=302, body="", headers={"Location": "https://files.example/signed?sig=abc"}))
-    assert client.file_download_url("f1") == "https://files.example/signed?sig=abc"
-    assert [s.path for s in server.seen] == ["/api1/files/f1"]
-
-
 @pytest.mark.parametrize(
     ("call", "says"),
     [

@@ -69,7 +69,7 @@ def test_get_webhooks_refuses_a_key_jobnimbus_refuses(
     assert result.is_error
     assert "JobNimbus refused the API key" in result.text
     assert asked == []  # nothing of the deliveries reached the caller
-    assert [(r.entity, r.scope.tenant) for r in reads] == [("settings", tool_ctx.tenant)]  # checked per tenant
+    assert [(r.entity, r.scope.tenant) for r in reads] == [("webhook", tool_ctx.tenant)]  # checked per tenant
 
 
 def test_get_webhooks_shows_the_latest_deliveries_every_time(
@@ -80,7 +80,8 @@ def test_get_webhooks_shows_the_latest_deliveries_every_time(
     assert registry.call_tool(tool_ctx, "get_webhooks", {}).structured["recent_deliveries"] == []
     stored.append({"event_id": 1})
     assert registry.call_tool(tool_ctx, "get_webhooks", {}).structured["recent_deliveries"] == [{"event_id": 1}]
-    assert all(r.entity == "settings" for r in reads)  # the deliveries themselves are never cached
+    # Only the key check is cached, under get_webhooks' own policy; the deliveries themselves never are.
+    assert [(r.entity, r.policy) for r in reads] == [("webhook", "webhooks")] * 2
 
 
 def test_a_cached_read_jobnimbus_fails_reports_a_miss(fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext) -> None:
@@ -101,13 +102,13 @@ def test_with_the_cache_off_a_failed_read_is_a_bypass(
 def test_without_a_database_a_refused_invalidation_is_only_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from cacheops import api
+    from cacheops import api, invalidation
     from cacheops.errors import CacheBackendError
 
     def down(instance: str, tags: object) -> int:
         raise CacheBackendError("redis is down")
 
-    monkeypatch.setattr(api, "invalidate_tags", down)
+    monkeypatch.setattr(invalidation, "invalidate_tags", down)
     with pytest.raises(CacheBackendError):  # the caller still learns Redis refused, not a database error
         api.apply_change("acme", "task", "updated", "T7", ["J7"])
     assert "could not store the task updated T7 invalidation" in caplog.text

@@ -12,53 +12,48 @@ from django.conf import settings
 
 from cacheops.api import list_tag, recent_webhook_deliveries, record_tag
 from cacheops.errors import CacheBackendError, UpstreamUnavailableError
-from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec
+from mcp_tools.catalog.base import Args, ToolContext, ToolResult, ToolSpec
 from mcp_tools.catalog.declare import READ, SHAPING_PROPS, object_schema
-from mcp_tools.catalog.runtime import Args, account_settings, cached, client, result
+from mcp_tools.catalog.runtime import account_settings, cached, client, read, result
+from mcp_tools.entities import ENTITIES, EntityRow, entity
 from mcp_tools.jobnimbus.errors import JobNimbusError
 from mcp_tools.shaping import DETAIL_OUTPUT_SCHEMA, LIST_OUTPUT_SCHEMA, detail_result, list_result
 
 WEBHOOK_EVENTS = ("Contact", "Job", "Task", "Activity", "Attachment", "Work Order", "Material Order")
 
-# The records a delivery can be checked against with the caller's key: entity → (resource, policy), the same cache
-# entry as the entity's detail tool (get_contact, get_job, ...). Files, payments, users, settings and webhooks have
-# no read by id, so their deliveries are withheld from keys that are not the instance's own.
-_READ_BY_ID: dict[str, tuple[str, str]] = {
-    "contact": ("contacts", "contact_detail"),
-    "job": ("jobs", "job_detail"),
-    "activity": ("activities", "activities"),
-    "task": ("tasks", "tasks"),
-    "estimate": ("estimates", "estimates"),
-    "invoice": ("invoices", "invoices"),
-    "workorder": ("workorders", "workorders"),
-    "materialorder": ("materialorders", "materialorders"),
-    "product": ("products", "products"),
-}
+# The records a delivery can be checked against with the caller's key, read into the same cache entry as the
+# entity's detail tool (get_contact, get_job, ...). Files, payments, users, settings and webhooks have no read by
+# id, so their deliveries are withheld from keys that are not the instance's own.
+_READ_BY_ID: dict[str, EntityRow] = {row.name: row for row in ENTITIES if row.readable_by_id}
+# Account-wide reads: cached under their entity's policy, with no resource of their own.
+_USER, _SETTINGS, _WEBHOOK = entity("user"), entity("settings"), entity("webhook")
+
 # At most this many records are looked up per call (misses cost a JobNimbus GET each), this many at once.
 _MAX_LOOKUPS = 20
 _LOOKUP_THREADS = 4
 
 
-def _users(ctx: ToolContext, args: Args) -> ToolResult:
+def _users(spec: ToolSpec, ctx: ToolContext, args: Args) -> ToolResult:
     api = client(ctx)
     # JobNimbus returns every user at once: one cached copy per tenant, paged here (from/size do not key it).
-    users, meta = cached(
-        ctx, "get_users", entity="user", op="list", policy="users", args={}, tags=[list_tag("user")], fetch=api.users
-    )
+    users, meta = read(ctx, spec, op="list", args={}, tags=[list_tag(_USER.name)], fetch=api.users)
     page = users[args["from"] : args["from"] + args["size"]]
     return result(list_result(len(users), page, args, "user"), meta)
 
 
-def _account_settings(ctx: ToolContext, args: Args) -> ToolResult:
-    value, meta = account_settings(ctx, "get_account_settings")
+def _account_settings(spec: ToolSpec, ctx: ToolContext, args: Args) -> ToolResult:
+    # The same entry write tools read for their defaults; its policy is the one this tool declares.
+    value, meta = account_settings(ctx, spec.name)
     return result(detail_result(value, "settings", {**args, "verbosity": "raw"}), meta)
 
 
-def _webhooks(ctx: ToolContext, args: Args) -> ToolResult:
+def _webhooks(spec: ToolSpec, ctx: ToolContext, args: Args) -> ToolResult:
     # The deliveries come from our database, not JobNimbus: check the caller's key first with a cheap read that
-    # is cached per tenant (a refused key fails there with an AuthError), and read the deliveries fresh each time
-    # (no delivery drops a cached copy, so caching them would show an old list).
-    _settings, meta = account_settings(ctx, "get_webhooks")
+    # is cached per tenant under the tool's own policy (a refused key fails there with an AuthError), and read the
+    # deliveries fresh each time (no delivery drops a cached copy, so caching them would show an old list).
+    _settings, meta = read(
+        ctx, spec, op="get", args={}, tags=[list_tag(_WEBHOOK.name)], fetch=lambda: client(ctx).account_settings()
+    )
     deliveries = recent_webhook_deliveries(ctx.instance, args["limit"])
     shown = deliveries if _holds_instance_key(ctx) else readable_deliveries(ctx, deliveries)
     return result(
@@ -98,18 +93,18 @@ def readable_deliveries(ctx: ToolContext, deliveries: Sequence[dict[str, Any]]) 
     return [d for d in deliveries if not d.get("jnid") or (str(d.get("entity")), str(d["jnid"])) in readable]
 
 
-def _can_read(ctx: ToolContext, entity: str, jnid: str) -> bool:
-    target = _READ_BY_ID.get(entity)
-    if target is None:
+def _can_read(ctx: ToolContext, kind: str, jnid: str) -> bool:
+    row = _READ_BY_ID.get(kind)
+    if row is None:
         return False
-    resource, policy = target
+    resource = str(row.resource)
     try:
         cached(
             ctx,
             "get_webhooks",
-            entity=entity,
+            entity=row.name,
             op="get",
-            policy=policy,
+            policy=row.cache_policy("get"),
             args={"jnid": jnid},
             tags=[record_tag(jnid)],
             fetch=lambda: client(ctx).get(resource, jnid),
@@ -165,35 +160,40 @@ PAGE_PROPS = {
     "size": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
 }
 
+
 TOOLS: list[ToolSpec] = [
     ToolSpec(
-        "get_users",
-        "List users",
-        "List the account's users (staff): id, name, email, active. Sales reps and task assignees are users.",
-        object_schema({**PAGE_PROPS, **SHAPING_PROPS}),
-        LIST_OUTPUT_SCHEMA,
-        READ,
-        _users,
-        "users",
+        name="get_users",
+        title="List users",
+        description="List the account's users (staff): id, name, email, active. Sales reps and task assignees are "
+        "users.",
+        input_schema=object_schema({**PAGE_PROPS, **SHAPING_PROPS}),
+        output_schema=LIST_OUTPUT_SCHEMA,
+        annotations=READ,
+        handler=_users,
+        policy=_USER.cache_policy(),
+        entity=_USER.name,
     ),
     ToolSpec(
-        "get_account_settings",
-        "Account settings",
-        "Return the account's workflows with their statuses (for contacts, jobs, work orders), file types, task "
-        "types, activity types and lead sources: the valid values for status, record_type_name, file_type.",
-        object_schema({}),
-        DETAIL_OUTPUT_SCHEMA,
-        READ,
-        _account_settings,
-        "settings",
+        name="get_account_settings",
+        title="Account settings",
+        description="Return the account's workflows with their statuses (for contacts, jobs, work orders), file "
+        "types, task types, activity types and lead sources: the valid values for status, record_type_name, "
+        "file_type.",
+        input_schema=object_schema({}),
+        output_schema=DETAIL_OUTPUT_SCHEMA,
+        annotations=READ,
+        handler=_account_settings,
+        policy=_SETTINGS.cache_policy(),
+        entity=_SETTINGS.name,
     ),
     ToolSpec(
-        "get_webhooks",
-        "Webhook set-up",
-        "Return the webhook URL to paste into a JobNimbus automation for this instance (so the cache learns of "
-        "changes at once), the X-Webhook-Token header to set, the body to send, and the latest deliveries received "
-        "for records your key can read (withheld_deliveries counts the others).",
-        object_schema(
+        name="get_webhooks",
+        title="Webhook set-up",
+        description="Return the webhook URL to paste into a JobNimbus automation for this instance (so the cache "
+        "learns of changes at once), the X-Webhook-Token header to set, the body to send, and the latest deliveries "
+        "received for records your key can read (withheld_deliveries counts the others).",
+        input_schema=object_schema(
             {
                 "limit": {
                     "type": "integer",
@@ -204,9 +204,10 @@ TOOLS: list[ToolSpec] = [
                 }
             }
         ),
-        WEBHOOKS_OUTPUT,
-        READ,
-        _webhooks,
-        "webhooks",
+        output_schema=WEBHOOKS_OUTPUT,
+        annotations=READ,
+        handler=_webhooks,
+        policy=_WEBHOOK.cache_policy(),
+        entity=_WEBHOOK.name,
     ),
 ]

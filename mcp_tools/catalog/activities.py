@@ -6,20 +6,20 @@ from typing import Any
 
 from cacheops.api import list_tag
 from mcp_tools.catalog.args import jnid_schema, list_query, list_schema, to_epoch
-from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec
+from mcp_tools.catalog.base import Args, ToolContext, ToolResult, ToolSpec
 from mcp_tools.catalog.declare import (
-    CREATE,
-    DELETE,
     READ,
-    UPDATE,
+    create_tool,
+    delete_tool,
     detail_tool,
     list_tool,
     object_schema,
     text,
-    write_tool,
+    update_tool,
 )
-from mcp_tools.catalog.runtime import Args, cached, client, parent_tags, result
-from mcp_tools.catalog.writes import created, deleted, first_type, link, record_body, updated
+from mcp_tools.catalog.runtime import client, parent_tags, read, result
+from mcp_tools.catalog.writes import first_type_defaults, link, record_body
+from mcp_tools.entities import entity
 from mcp_tools.jobnimbus.filters import Clause, term
 from mcp_tools.shaping import LIST_OUTPUT_SCHEMA, list_result
 
@@ -56,28 +56,16 @@ def _task_body(args: Args) -> dict[str, Any]:
     return body
 
 
-def _create_task(ctx: ToolContext, args: Args) -> ToolResult:
-    body = _task_body(args)
-    notice = first_type(ctx, "create_task", "taskTypes", body)
-    return created(ctx, "tasks", "task", body, notice)
-
-
-def _update_task(ctx: ToolContext, args: Args) -> ToolResult:
-    return updated(ctx, "tasks", "task", args, _task_body(args))
-
-
-def _delete_task(ctx: ToolContext, args: Args) -> ToolResult:
-    return deleted(ctx, "tasks", "task", args)
-
-
-def _create_activity(ctx: ToolContext, args: Args) -> ToolResult:
+def _activity_body(args: Args) -> dict[str, Any]:
     body = {"note": args["note"], "related": link(args["related_to"]), "record_type_name": args.get("record_type_name")}
-    body = {k: v for k, v in body.items() if v is not None}
-    notice = first_type(ctx, "create_activity", "activityTypes", body)
-    return created(ctx, "activities", "activity", body, notice)
+    return {k: v for k, v in body.items() if v is not None}
 
 
-def _calendar(ctx: ToolContext, args: Args) -> ToolResult:
+# The calendar merges two resources into one entry: each kind's list, read with the caller's window.
+_CALENDAR_KINDS = (entity("task"), entity("activity"))
+
+
+def _calendar(spec: ToolSpec, ctx: ToolContext, args: Args) -> ToolResult:
     """Merge tasks and activities in the window: each kind fetched from 0 to from+size, then sliced."""
     window = {
         **args,
@@ -90,21 +78,12 @@ def _calendar(ctx: ToolContext, args: Args) -> ToolResult:
     api = client(ctx)
 
     def fetch() -> dict[str, Any]:
-        pages = [api.list(resource, **query) for resource in ("tasks", "activities")]
+        pages = [api.list(str(kind.resource), **query) for kind in _CALENDAR_KINDS]
         merged = sorted((r for p in pages for r in p.records), key=lambda r: r.get("date_start") or 0)
         return {"count": sum(p.count for p in pages), "records": merged}
 
-    tags = [list_tag("task"), list_tag("activity"), *parent_tags(args.get("related_to"))]
-    value, meta = cached(
-        ctx,
-        "get_calendar_activities",
-        entity="activity",
-        op="calendar",
-        policy="calendar",
-        args=args,
-        tags=tags,
-        fetch=fetch,
-    )
+    tags = [*(list_tag(kind.name) for kind in _CALENDAR_KINDS), *parent_tags(args.get("related_to"))]
+    value, meta = read(ctx, spec, op="calendar", args=args, tags=tags, fetch=fetch)
     page = value["records"][args["from"] : args["from"] + args["size"]]
     return result(list_result(value["count"], page, args, "task"), meta)
 
@@ -117,32 +96,27 @@ def _calendar_schema() -> dict[str, Any]:
     return schema
 
 
-TASK_JNID = {"jnid": jnid_schema("The task's jnid.")}
-
 TOOLS: list[ToolSpec] = [
     list_tool(
-        "get_activities",
-        "List activities (notes)",
-        "List activities: notes, emails, calls, status changes. Use related_to=<job or contact jnid> for one "
-        "record's history; date_from/date_to on creation date.",
+        name="get_activities",
+        title="List activities (notes)",
+        description="List activities: notes, emails, calls, status changes. Use related_to=<job or contact jnid> for "
+        "one record's history; date_from/date_to on creation date.",
         entity="activity",
-        policy="activities",
-        resource="activities",
     ),
     detail_tool(
-        "get_activity",
-        "Get an activity",
-        "Return one activity (note, email, call, status change) by jnid: text, type, the records it is on.",
+        name="get_activity",
+        title="Get an activity",
+        description="Return one activity (note, email, call, status change) by jnid: text, type, the records it is on.",
         entity="activity",
-        policy="activities",
-        resource="activities",
     ),
-    write_tool(
-        "create_activity",
-        "Add a note",
-        "Add a note to a contact or job (related_to). record_type_name defaults to the account's first activity "
-        "type (normally 'Note').",
-        object_schema(
+    create_tool(
+        name="create_activity",
+        title="Add a note",
+        description="Add a note to a contact or job (related_to). record_type_name defaults to the account's first "
+        "activity type (normally 'Note').",
+        entity="activity",
+        schema=object_schema(
             {
                 "note": text("The note's text.", max_length=10000, minLength=1),
                 "related_to": jnid_schema("jnid of the contact or job the note is about."),
@@ -152,76 +126,68 @@ TOOLS: list[ToolSpec] = [
             },
             required=["note", "related_to"],
         ),
-        CREATE,
-        _create_activity,
+        body=_activity_body,
+        defaults=first_type_defaults("activityTypes"),
     ),
     list_tool(
-        "get_tasks",
-        "List tasks",
-        "List tasks (to-dos, appointments). related_to=<job or contact jnid> for one record's tasks; "
+        name="get_tasks",
+        title="List tasks",
+        description="List tasks (to-dos, appointments). related_to=<job or contact jnid> for one record's tasks; "
         "date_from/date_to apply to date_start (when the task is scheduled).",
         entity="task",
-        policy="tasks",
-        resource="tasks",
         date_field="date_start",
     ),
     detail_tool(
-        "get_task",
-        "Get a task",
-        "Return one task by jnid: title, type, schedule, priority, done or not, the records it is on.",
+        name="get_task",
+        title="Get a task",
+        description="Return one task by jnid: title, type, schedule, priority, done or not, the records it is on.",
         entity="task",
-        policy="tasks",
-        resource="tasks",
     ),
-    write_tool(
-        "create_task",
-        "Create a task",
-        "Create a task, optionally on a contact or job (related_to). Needs title and date_start; "
+    create_tool(
+        name="create_task",
+        title="Create a task",
+        description="Create a task, optionally on a contact or job (related_to). Needs title and date_start; "
         "record_type_name defaults to the account's first task type (the notice says which).",
-        object_schema(
+        entity="task",
+        schema=object_schema(
             {**TASK_PROPS, "related_to": jnid_schema("jnid of the contact or job the task is for.")},
             required=["title", "date_start"],
         ),
-        CREATE,
-        _create_task,
+        body=_task_body,
+        defaults=first_type_defaults("taskTypes"),
     ),
-    write_tool(
-        "update_task",
-        "Update a task",
-        "Change the given fields of a task, e.g. is_completed=true to close it.",
-        object_schema(
-            {**TASK_JNID, **TASK_PROPS, "is_completed": {"type": "boolean", "description": "Mark done / not done."}},
-            required=["jnid"],
-        ),
-        UPDATE,
-        _update_task,
+    update_tool(
+        name="update_task",
+        title="Update a task",
+        description="Change the given fields of a task, e.g. is_completed=true to close it.",
+        entity="task",
+        properties={**TASK_PROPS, "is_completed": {"type": "boolean", "description": "Mark done / not done."}},
+        body=_task_body,
     ),
-    write_tool(
-        "delete_task",
-        "Delete a task",
-        "Delete a task (JobNimbus marks it inactive).",
-        object_schema(TASK_JNID, required=["jnid"]),
-        DELETE,
-        _delete_task,
+    delete_tool(
+        name="delete_task",
+        title="Delete a task",
+        description="Delete a task (JobNimbus marks it inactive).",
+        entity="task",
     ),
     ToolSpec(
-        "get_calendar_activities",
-        "Calendar",
-        CALENDAR_DOC,
-        _calendar_schema(),
-        LIST_OUTPUT_SCHEMA,
-        READ,
-        _calendar,
-        "calendar",
+        name="get_calendar_activities",
+        title="Calendar",
+        description=CALENDAR_DOC,
+        input_schema=_calendar_schema(),
+        output_schema=LIST_OUTPUT_SCHEMA,
+        annotations=READ,
+        handler=_calendar,
+        # One entry for both kinds, keyed as activity; tasks' changes reach it through its list:task tag.
+        policy="calendar",
+        entity="activity",
     ),
     list_tool(
-        "get_attachments",
-        "List attachments",
-        "List files (photos, documents, contracts) attached to a job (job_id) or contact (contact_id); file_type "
-        "narrows to one file type ('Photo', 'Contract', ...; see get_account_settings fileTypes).",
+        name="get_attachments",
+        title="List attachments",
+        description="List files (photos, documents, contracts) attached to a job (job_id) or contact (contact_id); "
+        "file_type narrows to one file type ('Photo', 'Contract', ...; see get_account_settings fileTypes).",
         entity="file",
-        policy="attachments",
-        resource="files",
         extra={
             "job_id": jnid_schema("Only files on this job."),
             "contact_id": jnid_schema("Only files on this contact."),

@@ -37,12 +37,19 @@ class ToolResult:
     cache: dict[str, Any] | None = None
 
 
-Handler = Callable[[ToolContext, dict[str, Any]], ToolResult]
+Args = dict[str, Any]
+# A handler is given its own declaration, so what it reads and writes (policy, entity, resource) is said once.
+Handler = Callable[["ToolSpec", ToolContext, Args], ToolResult]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ToolSpec:
-    """One tool, declared once: the list, validation, docs and tests all read this."""
+    """One tool, declared once: the list, validation, docs, tests and the handler itself all read this.
+
+    `policy` is the cache policy its read goes through (None: writes and uncached tools), `entity` the JobNimbus
+    record type it reads or writes (the cache key family; what a write invalidates), `resource` the client
+    resource it calls (None for account-wide reads).
+    """
 
     name: str
     title: str
@@ -51,11 +58,17 @@ class ToolSpec:
     output_schema: Mapping[str, Any] | None
     annotations: Mapping[str, Any]
     handler: Handler
-    cache_entity: str | None = None  # the cache policy name; None for writes and uncached tools
+    policy: str | None = None
+    entity: str | None = None
+    resource: str | None = None
 
     @property
     def read_only(self) -> bool:
         return bool(self.annotations.get("readOnlyHint", False))
+
+    def run(self, ctx: ToolContext, args: Args) -> ToolResult:
+        """Run the handler with this declaration and validated arguments."""
+        return self.handler(self, ctx, args)
 
 
 class UnknownToolError(LookupError):

@@ -5,27 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from cacheops.api import guard_upstream
-from mcp_tools.catalog.args import ArgumentError, jnid_schema, list_schema
-from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec
+from mcp_tools.catalog.args import ArgumentError
+from mcp_tools.catalog.base import Args, ToolContext, ToolResult, ToolSpec
 from mcp_tools.catalog.declare import (
     CREATE,
-    DELETE,
-    READ,
-    UPDATE,
+    create_tool,
+    delete_tool,
     detail_tool,
     list_tool,
     object_schema,
+    search_tool,
     text,
-    write_tool,
+    update_tool,
 )
 from mcp_tools.catalog.failures import upstream_message
-from mcp_tools.catalog.runtime import Args, client, drop_none, list_records, result, write
-from mcp_tools.catalog.search import CONTACT_FIELDS, SHAPES_DOC, search_clause
+from mcp_tools.catalog.runtime import client, declared_resource, drop_none, result
+from mcp_tools.catalog.search import CONTACT_FIELDS, SHAPES_DOC
 from mcp_tools.catalog.validation import first_error, validator_for
-from mcp_tools.catalog.writes import created, deleted, fill_workflow, record_body, updated
+from mcp_tools.catalog.writes import create_record, record_body, workflow_defaults
+from mcp_tools.entities import entity
 from mcp_tools.jobnimbus.errors import NotFoundError, ValidationError
 from mcp_tools.jobnimbus.filters import must, terms
-from mcp_tools.shaping import LIST_OUTPUT_SCHEMA
 
 NAME_FIELDS = ("first_name", "last_name", "display_name", "company")
 CONTACT_PROPS: dict[str, Any] = {
@@ -53,8 +53,8 @@ _ROW_VALIDATOR = validator_for(ROW_SCHEMA)  # integers as strict as tool argumen
 MAX_IMPORT_ROWS = 100
 
 
-def contact_body(ctx: ToolContext, tool: str, args: Args) -> tuple[dict[str, Any], str | None]:
-    """Return the create body for contact `args` and the notice about filled-in workflow defaults."""
+def contact_record(args: Args) -> dict[str, Any]:
+    """Return the create body for contact `args` (display_name made up from the names when left out)."""
     if not any(args.get(name) for name in NAME_FIELDS):
         raise ArgumentError("One of 'first_name', 'last_name', 'display_name' or 'company' is required")
     body = record_body(args)
@@ -62,57 +62,30 @@ def contact_body(ctx: ToolContext, tool: str, args: Args) -> tuple[dict[str, Any
         body["display_name"] = body.get("company") or " ".join(
             p for p in (body.get("first_name"), body.get("last_name")) if p
         )
-    return body, fill_workflow(ctx, tool, "contact", body)
+    return body
 
 
-def _create_contact(ctx: ToolContext, args: Args) -> ToolResult:
-    body, notice = contact_body(ctx, "create_contact", args)
-    return created(ctx, "contacts", "contact", body, notice)
-
-
-def _update_contact(ctx: ToolContext, args: Args) -> ToolResult:
-    return updated(ctx, "contacts", "contact", args, record_body(args))
-
-
-def _delete_contact(ctx: ToolContext, args: Args) -> ToolResult:
-    return deleted(ctx, "contacts", "contact", args)
-
-
-def _search_contacts(ctx: ToolContext, args: Args) -> ToolResult:
-    clause = search_clause(args["query"], CONTACT_FIELDS)
-    return list_records(
-        ctx,
-        "search_contacts",
-        args,
-        entity="contact",
-        policy="contact_search",
-        resource="contacts",
-        clauses=[clause],
-        op="search",
-    )
-
-
-def _bulk_import(ctx: ToolContext, args: Args) -> ToolResult:
+def _bulk_import(spec: ToolSpec, ctx: ToolContext, args: Args) -> ToolResult:
     rows: list[Any] = args["rows"]
-    existing = _existing_external_ids(ctx, rows)
-    outcomes = [_import_row(ctx, i, row, existing) for i, row in enumerate(rows)]
+    existing = _existing_external_ids(spec, ctx, rows)
+    outcomes = [_import_row(spec, ctx, i, row, existing) for i, row in enumerate(rows)]
     tally = {s: sum(1 for o in outcomes if o["status"] == s) for s in ("created", "skipped", "failed")}
     return result({**tally, "results": outcomes})
 
 
-def _existing_external_ids(ctx: ToolContext, rows: list[Any]) -> set[str]:
+def _existing_external_ids(spec: ToolSpec, ctx: ToolContext, rows: list[Any]) -> set[str]:
     """Return which of the rows' external ids JobNimbus already has (asked fresh: imports must not trust a cache)."""
     ids = sorted({str(r["external_id"]) for r in rows if isinstance(r, dict) and r.get("external_id")})
     if not ids:
         return set()
-    api = client(ctx)
+    api, resource = client(ctx), declared_resource(spec)
     page = guard_upstream(
-        ctx.instance, lambda: api.list("contacts", size=len(ids), filter=must(terms("external_id", ids))), ctx.tenant
+        ctx.instance, lambda: api.list(resource, size=len(ids), filter=must(terms("external_id", ids))), ctx.tenant
     )
     return {str(r.get("external_id")) for r in page.records}
 
 
-def _import_row(ctx: ToolContext, index: int, row: Any, existing: set[str]) -> dict[str, Any]:
+def _import_row(spec: ToolSpec, ctx: ToolContext, index: int, row: Any, existing: set[str]) -> dict[str, Any]:
     """Create one row unless its external_id exists; a bad row is reported, never raised."""
     external_id = str(row["external_id"]) if isinstance(row, dict) and row.get("external_id") else None
     base = drop_none({"row": index, "external_id": external_id})
@@ -122,9 +95,9 @@ def _import_row(ctx: ToolContext, index: int, row: Any, existing: set[str]) -> d
     if external_id and external_id in existing:
         return {**base, "status": "skipped", "message": "A contact with this external_id already exists."}
     try:
-        body, notice = contact_body(ctx, "bulk_import_contacts", row)
-        api = client(ctx)
-        record = write(ctx, "contact", "created", lambda: api.create("contacts", body))
+        body = contact_record(row)
+        notice = workflow_defaults(spec, ctx, body)
+        record = create_record(ctx, spec, body)
     except ArgumentError as exc:
         return {**base, "status": "failed", "message": f"rows[{index}]: {exc}"}
     except (ValidationError, NotFoundError) as exc:
@@ -160,70 +133,62 @@ IMPORT_OUTPUT_SCHEMA: dict[str, Any] = {
     "required": ["created", "skipped", "failed", "results"],
 }
 
-JNID = {"jnid": jnid_schema("The contact's jnid.")}
+_CONTACT = entity("contact")
 
 TOOLS: list[ToolSpec] = [
     list_tool(
-        "get_contacts",
-        "List contacts",
-        "List contacts (customers, leads, vendors), newest first. Filter by status, creation date window or "
-        "related_to; page with from/size. Each record's jnid is what get_contact, get_jobs(related_to=...) take.",
+        name="get_contacts",
+        title="List contacts",
+        description="List contacts (customers, leads, vendors), newest first. Filter by status, creation date window "
+        "or related_to; page with from/size. Each record's jnid is what get_contact, get_jobs(related_to=...) take.",
         entity="contact",
-        policy="contacts",
-        resource="contacts",
     ),
-    ToolSpec(
-        "search_contacts",
-        "Search contacts",
-        "Find contacts by name, email, phone, number or street address. " + SHAPES_DOC,
-        list_schema(extra={"query": text("What to look for.", max_length=200, minLength=1)}, required=["query"]),
-        LIST_OUTPUT_SCHEMA,
-        READ,
-        _search_contacts,
-        "contact_search",
+    search_tool(
+        name="search_contacts",
+        title="Search contacts",
+        description="Find contacts by name, email, phone, number or street address. " + SHAPES_DOC,
+        entity="contact",
+        fields=CONTACT_FIELDS,
     ),
     detail_tool(
-        "get_contact",
-        "Get a contact",
-        "Return one contact by jnid: name, email, phones, address, workflow status, sales rep.",
+        name="get_contact",
+        title="Get a contact",
+        description="Return one contact by jnid: name, email, phones, address, workflow status, sales rep.",
         entity="contact",
-        policy="contact_detail",
-        resource="contacts",
     ),
-    write_tool(
-        "create_contact",
-        "Create a contact",
-        "Create a contact. Give at least one of first_name, last_name, display_name or company. Without "
+    create_tool(
+        name="create_contact",
+        title="Create a contact",
+        description="Create a contact. Give at least one of first_name, last_name, display_name or company. Without "
         "record_type_name/status_name the account's first contact workflow and its first status are used "
         "(the result's notice says which).",
-        object_schema(CONTACT_PROPS),
-        CREATE,
-        _create_contact,
+        entity="contact",
+        schema=object_schema(CONTACT_PROPS),
+        body=contact_record,
+        defaults=workflow_defaults,
     ),
-    write_tool(
-        "update_contact",
-        "Update a contact",
-        "Change the given fields of a contact; fields not passed are left as they are.",
-        object_schema({**JNID, **CONTACT_PROPS}, required=["jnid"]),
-        UPDATE,
-        _update_contact,
+    update_tool(
+        name="update_contact",
+        title="Update a contact",
+        description="Change the given fields of a contact; fields not passed are left as they are.",
+        entity="contact",
+        properties=CONTACT_PROPS,
+        body=record_body,
     ),
-    write_tool(
-        "delete_contact",
-        "Delete a contact",
-        "Delete a contact (JobNimbus marks it inactive; it disappears from lists).",
-        object_schema(JNID, required=["jnid"]),
-        DELETE,
-        _delete_contact,
+    delete_tool(
+        name="delete_contact",
+        title="Delete a contact",
+        description="Delete a contact (JobNimbus marks it inactive; it disappears from lists).",
+        entity="contact",
     ),
     ToolSpec(
-        "bulk_import_contacts",
-        "Import contacts in bulk",
-        f"Create up to {MAX_IMPORT_ROWS} contacts in one call, each row shaped like create_contact's arguments. "
-        "Returns a result per row (created with its jnid, skipped, or failed with the reason); a bad row does not "
-        "stop the others. Rows whose external_id already exists in JobNimbus are skipped, so give every row an "
-        "external_id and a retried import creates no duplicates.",
-        object_schema(
+        name="bulk_import_contacts",
+        title="Import contacts in bulk",
+        description=f"Create up to {MAX_IMPORT_ROWS} contacts in one call, each row shaped like create_contact's "
+        "arguments. Returns a result per row (created with its jnid, skipped, or failed with the reason); a bad row "
+        "does not stop the others. Rows whose external_id already exists in JobNimbus are skipped, so give every row "
+        "an external_id and a retried import creates no duplicates.",
+        input_schema=object_schema(
             {
                 "rows": {
                     "type": "array",
@@ -235,9 +200,10 @@ TOOLS: list[ToolSpec] = [
             },
             required=["rows"],
         ),
-        IMPORT_OUTPUT_SCHEMA,
-        {**CREATE, "idempotentHint": True},
-        _bulk_import,
-        None,
+        output_schema=IMPORT_OUTPUT_SCHEMA,
+        annotations={**CREATE, "idempotentHint": True},
+        handler=_bulk_import,
+        entity=_CONTACT.name,
+        resource=_CONTACT.resource,
     ),
 ]

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from mcp_tools.catalog.args import amount_schema, jnid_schema
-from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec
-from mcp_tools.catalog.declare import CREATE, DELETE, UPDATE, detail_tool, list_tool, object_schema, text, write_tool
-from mcp_tools.catalog.runtime import Args
-from mcp_tools.catalog.writes import created, deleted, link, record_body, updated
+from mcp_tools.catalog.base import Args, ToolSpec
+from mcp_tools.catalog.declare import create_tool, delete_tool, detail_tool, list_tool, object_schema, text, update_tool
+from mcp_tools.catalog.writes import link, record_body
 
 ITEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -49,120 +48,88 @@ def _totals(items: list[dict[str, Any]]) -> dict[str, float]:
     return {"subtotal": round(subtotal, 2), "cost": round(cost, 2)}
 
 
-def _create_estimate(ctx: ToolContext, args: Args) -> ToolResult:
-    return created(ctx, "estimates", "estimate", _estimate_body(args))
-
-
-def _update_estimate(ctx: ToolContext, args: Args) -> ToolResult:
-    return updated(ctx, "estimates", "estimate", args, _estimate_body(args))
-
-
-def _delete_estimate(ctx: ToolContext, args: Args) -> ToolResult:
-    return deleted(ctx, "estimates", "estimate", args)
-
-
-EST_JNID = {"jnid": jnid_schema("The estimate's jnid.")}
 ON_JOB = "Use related_to=<job jnid> for one job's; status for one status ('Draft', 'Sent', 'Paid', ...)."
 
 TOOLS: list[ToolSpec] = [
     list_tool(
-        "get_estimates",
-        "List estimates",
-        f"List estimates (quotes) with totals. {ON_JOB}",
+        name="get_estimates",
+        title="List estimates",
+        description=f"List estimates (quotes) with totals. {ON_JOB}",
         entity="estimate",
-        policy="estimates",
-        resource="estimates",
     ),
     detail_tool(
-        "get_estimate",
-        "Get an estimate",
-        "Return one estimate by jnid, with its line items and totals.",
+        name="get_estimate",
+        title="Get an estimate",
+        description="Return one estimate by jnid, with its line items and totals.",
         entity="estimate",
-        policy="estimates",
-        resource="estimates",
     ),
-    write_tool(
-        "create_estimate",
-        "Create an estimate",
-        "Create an estimate on a job (related_to) from line items; subtotal and cost are computed from them, tax and "
-        "total by JobNimbus.",
-        object_schema(
+    create_tool(
+        name="create_estimate",
+        title="Create an estimate",
+        description="Create an estimate on a job (related_to) from line items; subtotal and cost are computed from "
+        "them, tax and total by JobNimbus.",
+        entity="estimate",
+        schema=object_schema(
             {"related_to": jnid_schema("jnid of the job (or contact) the estimate is for."), **ESTIMATE_PROPS},
             required=["related_to", "items"],
         ),
-        CREATE,
-        _create_estimate,
+        body=_estimate_body,
     ),
-    write_tool(
-        "update_estimate",
-        "Update an estimate",
-        "Change an estimate's items (totals recomputed), status_name or description.",
-        object_schema({**EST_JNID, **ESTIMATE_PROPS}, required=["jnid"]),
-        UPDATE,
-        _update_estimate,
+    update_tool(
+        name="update_estimate",
+        title="Update an estimate",
+        description="Change an estimate's items (totals recomputed), status_name or description.",
+        entity="estimate",
+        properties=ESTIMATE_PROPS,
+        body=_estimate_body,
     ),
-    write_tool(
-        "delete_estimate",
-        "Delete an estimate",
-        "Delete an estimate (JobNimbus marks it inactive).",
-        object_schema(EST_JNID, required=["jnid"]),
-        DELETE,
-        _delete_estimate,
+    delete_tool(
+        name="delete_estimate",
+        title="Delete an estimate",
+        description="Delete an estimate (JobNimbus marks it inactive).",
+        entity="estimate",
     ),
     list_tool(
-        "get_invoices",
-        "List invoices",
-        f"List invoices with total, total_paid and due. {ON_JOB}",
+        name="get_invoices",
+        title="List invoices",
+        description=f"List invoices with total, total_paid and due. {ON_JOB}",
         entity="invoice",
-        policy="invoices",
-        resource="invoices",
     ),
     detail_tool(
-        "get_invoice",
-        "Get an invoice",
-        "Return one invoice by jnid, with line items, totals and amount due.",
+        name="get_invoice",
+        title="Get an invoice",
+        description="Return one invoice by jnid, with line items, totals and amount due.",
         entity="invoice",
-        policy="invoices",
-        resource="invoices",
     ),
     list_tool(
-        "get_payments",
-        "List payments",
-        "List payments received. related_to=<invoice, job or contact jnid>.",
+        name="get_payments",
+        title="List payments",
+        description="List payments received. related_to=<invoice, job or contact jnid>.",
         entity="payment",
-        policy="payments",
-        resource="payments",
     ),
     list_tool(
-        "get_products",
-        "List products",
-        "List the product catalog (materials and labor with price, cost, unit): what estimate line items are made of.",
+        name="get_products",
+        title="List products",
+        description="List the product catalog (materials and labor with price, cost, unit): what estimate line items "
+        "are made of.",
         entity="product",
-        policy="products",
-        resource="products",
     ),
     list_tool(
-        "get_work_orders",
-        "List work orders",
-        f"List work orders (crew assignments). {ON_JOB}",
+        name="get_work_orders",
+        title="List work orders",
+        description=f"List work orders (crew assignments). {ON_JOB}",
         entity="workorder",
-        policy="workorders",
-        resource="workorders",
     ),
     detail_tool(
-        "get_work_order",
-        "Get a work order",
-        "Return one work order by jnid, with its items.",
+        name="get_work_order",
+        title="Get a work order",
+        description="Return one work order by jnid, with its items.",
         entity="workorder",
-        policy="workorders",
-        resource="workorders",
     ),
     list_tool(
-        "get_material_orders",
-        "List material orders",
-        f"List material orders to suppliers. {ON_JOB}",
+        name="get_material_orders",
+        title="List material orders",
+        description=f"List material orders to suppliers. {ON_JOB}",
         entity="materialorder",
-        policy="materialorders",
-        resource="materialorders",
     ),
 ]

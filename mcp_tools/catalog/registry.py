@@ -1,20 +1,21 @@
 """The one registry of tools: list them, find one, and call one with validated arguments.
 
-Every failure a caller can cause or JobNimbus can report becomes an `is_error` result here, in one place;
-a tool handler never formats its own errors.
+Every failure a caller can cause, JobNimbus can report, or a tool can crash with becomes an `is_error` result
+here, in one place; neither a tool handler nor the protocol layer formats its own errors.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
 from django.conf import settings
 from jsonschema import Draft202012Validator
 
+from cacheops.api import CacheOutcome
 from cacheops.errors import UpstreamError
 from mcp_tools.catalog import account, activities, contacts, financial, jobs
 from mcp_tools.catalog.args import ArgumentError
@@ -56,22 +57,36 @@ def get_tool(name: str) -> ToolSpec:
 
 def call_tool(ctx: ToolContext, name: str, arguments: Mapping[str, Any] | None) -> ToolResult:
     """Validate `arguments`, apply defaults, run the tool; every failure is an `is_error` result, never raised."""
-    spec = get_tool(name)
+    return answer(ctx, name, lambda: _run(ctx, get_tool(name), arguments))
+
+
+def _run(ctx: ToolContext, spec: ToolSpec, arguments: Mapping[str, Any] | None) -> ToolResult:
     if arguments is not None and not isinstance(arguments, Mapping):
-        return error_result(f"Tool arguments must be an object, got {type(arguments).__name__}")
+        raise ArgumentError(f"Tool arguments must be an object, got {type(arguments).__name__}")
     args = dict(arguments or {})
-    problem = first_error(_validator(name), args)
+    problem = first_error(_validator(spec.name), args)
     if problem:
-        return error_result(problem)
+        raise ArgumentError(problem)
+    return spec.run(ctx, with_defaults(spec.input_schema, args))
+
+
+def answer(ctx: ToolContext, name: str, call: Callable[[], ToolResult]) -> ToolResult:
+    """Return what `call()` answers for tool `name`, or the `is_error` result its failure means (the one catch-all).
+
+    An unknown tool is answered as a tool error, as the SDK servers do, so the model can pick another (the spec
+    also allows a -32602 protocol error). A crash is a bug: logged with its traceback and the request id (the log
+    filter adds it), answered with a generic message, never the traceback.
+    """
     try:
-        return spec.handler(ctx, with_defaults(spec.input_schema, args))
+        return call()
+    except UnknownToolError:
+        return error_result(f"Unknown tool {name!r}. Call tools/list to see the tools this server offers.")
     except ArgumentError as exc:
         return error_result(str(exc))
     except UpstreamError as exc:  # JobNimbus's answers, and the calls the engine refused to make
-        return error_result(upstream_message(exc), cache=_failed_read_meta(spec))
+        return error_result(upstream_message(exc), cache=_failed_read_meta(name))
     except Exception:
-        # A bug, not the caller's fault: log it with the traceback, answer without one.
-        logger.exception("tool %s crashed", name)
+        logger.exception("tool %s failed unexpectedly", name)
         return error_result(f"The tool {name!r} failed unexpectedly (request id {ctx.request_id}); try again later.")
 
 
@@ -84,15 +99,16 @@ def with_defaults(schema: Mapping[str, Any], args: Mapping[str, Any]) -> dict[st
     return filled
 
 
-def _failed_read_meta(spec: ToolSpec) -> dict[str, Any] | None:
+def _failed_read_meta(name: str) -> dict[str, Any] | None:
     """Return the cache outcome of a cached read JobNimbus failed: it went through the cache and missed.
 
     Errors are never cached, so with the cache on such a read is a miss, not a bypass; None (reported as bypass)
     for writes, uncached tools, and a cache switched off.
     """
-    if spec.cache_entity is None or not getattr(settings, "CACHE_ENABLED", True):
+    spec = _tools().get(name)
+    if spec is None or spec.policy is None or not getattr(settings, "CACHE_ENABLED", True):
         return None
-    return {"status": "miss", "age_s": None, "ttl_s": None}
+    return CacheOutcome.without_value("miss").meta()
 
 
 def error_result(message: str, cache: dict[str, Any] | None = None) -> ToolResult:

@@ -14,6 +14,7 @@ import orjson
 from cacheops.api import (
     ReadRequest,
     apply_change,
+    decoded_size,
     guard_upstream,
     list_tag,
     read_through,
@@ -21,15 +22,13 @@ from cacheops.api import (
     related_tag,
 )
 from cacheops.errors import CacheBackendError
-from cacheops.l1 import decoded_size
 from mcp_tools.catalog.args import list_query, upstream_args
-from mcp_tools.catalog.base import ToolContext, ToolResult
+from mcp_tools.catalog.base import Args, ToolContext, ToolResult, ToolSpec
+from mcp_tools.entities import entity
 from mcp_tools.jobnimbus.client import JobNimbusClient
 from mcp_tools.jobnimbus.filters import Clause
 from mcp_tools.memo import OwnedMemo
 from mcp_tools.shaping import detail_result, list_result, to_text
-
-Args = dict[str, Any]
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +109,36 @@ def cached(
     return outcome.value, outcome.meta()
 
 
+def read(
+    ctx: ToolContext,
+    spec: ToolSpec,
+    *,
+    op: str,
+    args: Mapping[str, Any],
+    tags: Sequence[str],
+    fetch: Callable[[], Any],
+) -> tuple[Any, dict[str, Any]]:
+    """Return (value, cache meta) of tool `spec`'s own read, keyed and timed by the policy and entity it declares."""
+    if spec.policy is None:
+        raise TypeError(f"tool {spec.name} declares no cache policy to read with")
+    entity = declared_entity(spec)
+    return cached(ctx, spec.name, entity=entity, op=op, policy=spec.policy, args=args, tags=tags, fetch=fetch)
+
+
+def declared_resource(spec: ToolSpec) -> str:
+    """Return the client resource tool `spec` declares (every list, detail and write tool has one)."""
+    if spec.resource is None:
+        raise TypeError(f"tool {spec.name} declares no resource")
+    return spec.resource
+
+
+def declared_entity(spec: ToolSpec) -> str:
+    """Return the record type tool `spec` declares (every cached read and every write has one)."""
+    if spec.entity is None:
+        raise TypeError(f"tool {spec.name} declares no entity")
+    return spec.entity
+
+
 def parent_tags(*parents: str | None) -> list[str]:
     """Return the related tags of the given parent ids (None skipped)."""
     return [related_tag(p) for p in parents if p]
@@ -117,47 +146,38 @@ def parent_tags(*parents: str | None) -> list[str]:
 
 def list_records(
     ctx: ToolContext,
-    tool: str,
+    spec: ToolSpec,
     args: Args,
     *,
-    entity: str,
-    policy: str,
-    resource: str,
     date_field: str = "date_created",
     clauses: Sequence[Clause] = (),
     parents: Sequence[str | None] = (),
     op: str = "list",
 ) -> ToolResult:
-    """Run a list tool: one page of `resource` filtered by the shared arguments and `clauses`, cached and shaped."""
+    """Run a list tool: one page of its resource filtered by the shared arguments and `clauses`, cached and shaped."""
     query = list_query(args, date_field=date_field, clauses=clauses)
+    resource, entity = declared_resource(spec), declared_entity(spec)
 
     def fetch() -> dict[str, Any]:
         page = client(ctx).list(resource, **query)  # built only on a miss: a hit needs no client
         return {"count": page.count, "records": page.records}
 
     tags = [list_tag(entity), *parent_tags(args.get("related_to"), *parents)]
-    value, meta = cached(ctx, tool, entity=entity, op=op, policy=policy, args=args, tags=tags, fetch=fetch)
+    value, meta = read(ctx, spec, op=op, args=args, tags=tags, fetch=fetch)
 
     def shape() -> dict[str, Any]:
         return list_result(value["count"], value["records"], args, entity)
 
-    return shaped_result(ctx, tool, value, args, meta, shape)
+    return shaped_result(ctx, spec.name, value, args, meta, shape)
 
 
-def get_record(ctx: ToolContext, tool: str, args: Args, *, entity: str, policy: str, resource: str) -> ToolResult:
-    """Run a detail tool: record `args["jnid"]` of `resource`, cached and shaped."""
-    jnid = args["jnid"]
-    value, meta = cached(
-        ctx,
-        tool,
-        entity=entity,
-        op="get",
-        policy=policy,
-        args=args,
-        tags=[record_tag(jnid)],
-        fetch=lambda: client(ctx).get(resource, jnid),
+def get_record(ctx: ToolContext, spec: ToolSpec, args: Args) -> ToolResult:
+    """Run a detail tool: record `args["jnid"]` of its resource, cached and shaped."""
+    jnid, resource = args["jnid"], declared_resource(spec)
+    value, meta = read(
+        ctx, spec, op="get", args=args, tags=[record_tag(jnid)], fetch=lambda: client(ctx).get(resource, jnid)
     )
-    return shaped_result(ctx, tool, value, args, meta, lambda: detail_result(value, entity, args))
+    return shaped_result(ctx, spec.name, value, args, meta, lambda: detail_result(value, declared_entity(spec), args))
 
 
 def related_ids(record: Mapping[str, Any]) -> list[str]:
@@ -185,16 +205,20 @@ def write(
     return record
 
 
+# The account settings are read by their own tool and, for defaults, by write tools: one entry either way.
+_SETTINGS = entity("settings")
+
+
 def account_settings(ctx: ToolContext, tool: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (account settings, cache meta), read through the cache like any other read."""
     return cached(
         ctx,
         tool,
-        entity="settings",
+        entity=_SETTINGS.name,
         op="get",
-        policy="settings",
+        policy=_SETTINGS.cache_policy("get"),
         args={},
-        tags=[list_tag("settings")],
+        tags=[list_tag(_SETTINGS.name)],
         fetch=lambda: client(ctx).account_settings(),
     )
 

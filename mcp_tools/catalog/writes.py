@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mcp_tools.catalog.args import ArgumentError
-from mcp_tools.catalog.base import ToolContext, ToolResult
-from mcp_tools.catalog.runtime import Args, account_settings, client, drop_none, result, write
+from mcp_tools.catalog.base import Args, ToolContext, ToolResult, ToolSpec
+from mcp_tools.catalog.runtime import (
+    account_settings,
+    client,
+    declared_entity,
+    declared_resource,
+    drop_none,
+    result,
+    write,
+)
 
 # Schema arguments that are tool controls, never record fields.
 _CONTROL_ARGS = frozenset({"jnid"})
@@ -44,6 +52,24 @@ def fill_workflow(ctx: ToolContext, tool: str, object_type: str, body: dict[str,
     return f"Used the account's default {said} (the first {object_type} workflow and its first status)."
 
 
+# Fills what a create left out from the account (workflow, type) and returns the notice saying so, or None.
+Defaults = Callable[[ToolSpec, ToolContext, dict[str, Any]], str | None]
+
+
+def workflow_defaults(spec: ToolSpec, ctx: ToolContext, body: dict[str, Any]) -> str | None:
+    """Fill the workflow and status of the tool's entity from the account (see fill_workflow)."""
+    return fill_workflow(ctx, spec.name, declared_entity(spec), body)
+
+
+def first_type_defaults(kind: str) -> Defaults:
+    """Return the defaults that fill `record_type_name` from the account's first `kind` (see first_type)."""
+
+    def fill(spec: ToolSpec, ctx: ToolContext, body: dict[str, Any]) -> str | None:
+        return first_type(ctx, spec.name, kind, body)
+
+    return fill
+
+
 def _workflow(settings: Mapping[str, Any], object_type: str, name: str | None) -> dict[str, Any]:
     workflows = [w for w in settings.get("workflows") or [] if w.get("object_type") == object_type]
     if not workflows:
@@ -71,26 +97,28 @@ def first_type(ctx: ToolContext, tool: str, kind: str, body: dict[str, Any]) -> 
     return f"Used the account's default record_type_name={types[0]['name']!r} (its first entry in {kind})."
 
 
-def created(
-    ctx: ToolContext, resource: str, entity: str, body: dict[str, Any], notice: str | None = None
-) -> ToolResult:
+def create_record(ctx: ToolContext, spec: ToolSpec, body: dict[str, Any]) -> dict[str, Any]:
+    """Create a record of the tool's resource and invalidate what it touches; return it as JobNimbus stored it."""
+    resource, api = declared_resource(spec), client(ctx)
+    return write(ctx, declared_entity(spec), "created", lambda: api.create(resource, body))
+
+
+def created(ctx: ToolContext, spec: ToolSpec, body: dict[str, Any], notice: str | None = None) -> ToolResult:
     """Create a record, invalidate what it touches, and answer with it (and `notice` about filled defaults)."""
-    api = client(ctx)
-    record = write(ctx, entity, "created", lambda: api.create(resource, body))
-    return result(drop_none({"record": record, "notice": notice}))
+    return result(drop_none({"record": create_record(ctx, spec, body), "notice": notice}))
 
 
-def updated(ctx: ToolContext, resource: str, entity: str, args: Args, body: dict[str, Any]) -> ToolResult:
+def updated(ctx: ToolContext, spec: ToolSpec, args: Args, body: dict[str, Any]) -> ToolResult:
     """Change the given fields of record `args["jnid"]`, invalidate, and answer with the record."""
     if not body:
         raise ArgumentError("Pass at least one field to change besides 'jnid'")
-    jnid, api = args["jnid"], client(ctx)
-    record = write(ctx, entity, "updated", lambda: api.update(resource, jnid, body), jnid)
+    jnid, resource, api = args["jnid"], declared_resource(spec), client(ctx)
+    record = write(ctx, declared_entity(spec), "updated", lambda: api.update(resource, jnid, body), jnid)
     return result({"record": record})
 
 
-def deleted(ctx: ToolContext, resource: str, entity: str, args: Args) -> ToolResult:
+def deleted(ctx: ToolContext, spec: ToolSpec, args: Args) -> ToolResult:
     """Delete record `args["jnid"]` (JobNimbus sets is_active false), invalidate, and answer with it."""
-    jnid, api = args["jnid"], client(ctx)
+    jnid, resource, entity, api = args["jnid"], declared_resource(spec), declared_entity(spec), client(ctx)
     record = write(ctx, entity, "deleted", lambda: api.delete(resource, jnid), jnid)
     return result({"record": record, "notice": f"{entity} {jnid} deleted (JobNimbus keeps it with is_active false)."})

@@ -119,12 +119,6 @@ class JobNimbusClient:
         call = self._call("GET", endpoint.name, endpoint.path)
         return _record(call, self._transport.send(call))
 
-    def file_download_url(self, jnid: str) -> str:
-        """Return the signed download URL of file `jnid` (JobNimbus's 302 Location, not followed)."""
-        spec = get_resource("files")
-        call = self._call("GET", spec.name, _with_jnid(spec.path("download"), jnid), jnid=jnid, expect_redirect=True)
-        return str(self._transport.send(call))
-
     def _call(self, method: str, resource: str, path: str, *, root: str = "api1", **extra: Any) -> Call:
         return Call(method=method, resource=resource, url=self._root_url(root) + path, path=path, **extra)
 

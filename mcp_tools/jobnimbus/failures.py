@@ -40,7 +40,6 @@ class Call:
     params: dict[str, str] | None = None
     body: Any = None
     jnid: str | None = None
-    expect_redirect: bool = False
 
     @property
     def is_read(self) -> bool:

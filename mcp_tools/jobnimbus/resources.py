@@ -1,4 +1,4 @@
-"""The JobNimbus resources the client knows: one table, one place to add a resource.
+"""The JobNimbus resources the client knows, derived from the entity table (`mcp_tools.entities`).
 
 Paths are relative to the API base (`settings.JOBNIMBUS_BASE_URL`, `.../api1`). `None` means JobNimbus
 has no such endpoint for the resource, and the client refuses the operation without calling upstream.
@@ -7,15 +7,10 @@ Facts from what is known of the public JobNimbus API (paths, envelopes, filters)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
 
+from mcp_tools.entities import ENTITIES, ApiRoot, EntityRow, Operation
 from mcp_tools.jobnimbus.errors import UnsupportedOperationError
-
-Operation = Literal["list", "get", "create", "update", "download"]
-# Payments are created on the api2 host path; every other path is under the configured base.
-ApiRoot = Literal["api1", "api2"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +19,7 @@ class Resource:
 
     `name` is the plural the client is called with (`jobs`), `entity` the singular the cache engine uses
     (`job`), `record_type` the `type` JobNimbus puts on its records (`attachment` for files).
-    `one_path`/`update_path`/`download_path` contain `{jnid}`.
+    `one_path`/`update_path` contain `{jnid}`.
     """
 
     name: str
@@ -35,7 +30,6 @@ class Resource:
     create_path: str | None
     update_path: str | None
     envelope: str = "results"
-    download_path: str | None = None
     create_root: ApiRoot = "api1"
 
     def path(self, operation: Operation) -> str:
@@ -58,84 +52,32 @@ class Resource:
             "get": self.one_path,
             "create": self.create_path,
             "update": self.update_path,
-            "download": self.download_path,
         }
 
 
-def _crud(name: str, entity: str, base: str, *, record_type: str | None = None) -> Resource:
-    """Return a resource with the usual four endpoints under `base`."""
+def _from_row(row: EntityRow, resource: str, base: str) -> Resource:
+    """Return the client's view of one entity row: each operation's path, or None where JobNimbus has none."""
+
+    def at(operation: Operation, path: str) -> str | None:
+        return path if operation in row.operations else None
+
     return Resource(
-        name=name,
-        entity=entity,
-        record_type=record_type or entity,
-        list_path=base,
-        one_path=f"{base}/{{jnid}}",
-        create_path=base,
-        update_path=f"{base}/{{jnid}}",
+        name=resource,
+        entity=row.name,
+        record_type=row.record_type or row.name,
+        list_path=at("list", base),
+        one_path=at("get", f"{base}/{{jnid}}"),
+        create_path=at("create", row.create_path or base),
+        update_path=at("update", f"{base}/{{jnid}}"),
+        envelope=row.envelope,
+        create_root=row.create_root,
     )
 
 
 RESOURCES: dict[str, Resource] = {
-    resource.name: resource
-    for resource in (
-        _crud("contacts", "contact", "/contacts"),
-        _crud("jobs", "job", "/jobs"),
-        Resource(
-            name="activities",
-            entity="activity",
-            record_type="activity",
-            list_path="/activities",
-            one_path="/activities/{jnid}",
-            create_path="/activities",
-            update_path="/activities/{jnid}",
-            envelope="activity",
-        ),
-        _crud("tasks", "task", "/tasks"),
-        # GET /files/{jnid} is a 302 to a signed download URL, not JSON; POST /files is deprecated but works.
-        Resource(
-            name="files",
-            entity="file",
-            record_type="attachment",
-            list_path="/files",
-            one_path=None,
-            create_path="/files",
-            update_path=None,
-            envelope="files",
-            download_path="/files/{jnid}",
-        ),
-        _crud("estimates", "estimate", "/v2/estimates"),
-        _crud("invoices", "invoice", "/v2/invoices"),
-        _crud("workorders", "workorder", "/v2/workorders"),
-        _crud("materialorders", "materialorder", "/v2/materialorders"),
-        Resource(
-            name="products",
-            entity="product",
-            record_type="product",
-            list_path="/v2/products",
-            one_path="/v2/products/{jnid}",
-            create_path=None,
-            update_path=None,
-        ),
-        Resource(
-            name="payments",
-            entity="payment",
-            record_type="payment",
-            list_path="/payments",
-            one_path=None,
-            create_path="/v2/payments",
-            update_path=None,
-            create_root="api2",
-        ),
-        Resource(
-            name="budgets",
-            entity="budget",
-            record_type="budget",
-            list_path="/budgets",
-            one_path=None,
-            create_path=None,
-            update_path=None,
-        ),
-    )
+    row.resource: _from_row(row, row.resource, row.path)
+    for row in ENTITIES
+    if row.resource is not None and row.path is not None
 }
 
 
@@ -162,11 +104,6 @@ def get_resource(name: str) -> Resource:
     if resource is None:
         raise UnsupportedOperationError(f"Unknown JobNimbus resource {name!r}; known: {', '.join(RESOURCES)}")
     return resource
-
-
-def iter_resources() -> Iterator[Resource]:
-    """Yield every resource in table order."""
-    yield from RESOURCES.values()
 
 
 def envelope_keys() -> frozenset[str]:

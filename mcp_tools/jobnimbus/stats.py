@@ -1,19 +1,14 @@
 """Count the client's own upstream calls and their latency, per method + resource + outcome.
 
 Every HTTP attempt counts (a GET retried twice is three calls), because that is what JobNimbus sees and
-what the cache reports as "calls saved". Process-local and thread-safe. The cache engine's metrics
-subscribe with `add_listener` so the client never imports them.
+what the cache reports as "calls saved". Process-local and thread-safe.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypedDict
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,9 +41,6 @@ class StatsSnapshot(TypedDict):
     by_call: list[CallTotals]
 
 
-Listener = Callable[[UpstreamCall], None]
-
-
 @dataclass
 class _Totals:
     count: int = 0
@@ -63,16 +55,12 @@ class _Totals:
 
 _lock = threading.Lock()
 _totals: dict[tuple[str, str, str], _Totals] = {}
-_listeners: list[Listener] = []
 
 
 def record(call: UpstreamCall) -> None:
-    """Count one upstream call and tell the listeners; a failing listener is logged, never raised."""
+    """Count one upstream call."""
     with _lock:
         _totals.setdefault((call.method, call.resource, call.outcome), _Totals()).add(call.duration_s)
-        listeners = list(_listeners)
-    for listener in listeners:
-        _notify(listener, call)
 
 
 def snapshot() -> StatsSnapshot:
@@ -99,27 +87,6 @@ def count(method: str | None = None, resource: str | None = None, outcome: str |
 
 
 def reset() -> None:
-    """Forget every count (listeners stay subscribed)."""
+    """Forget every count."""
     with _lock:
         _totals.clear()
-
-
-def add_listener(listener: Listener) -> Callable[[], None]:
-    """Call `listener` with every UpstreamCall from now on; return a function that unsubscribes it."""
-    with _lock:
-        _listeners.append(listener)
-
-    def remove() -> None:
-        with _lock:
-            if listener in _listeners:
-                _listeners.remove(listener)
-
-    return remove
-
-
-def _notify(listener: Listener, call: UpstreamCall) -> None:
-    # Metrics must never break an upstream call: the listener's failure is the listener's problem.
-    try:
-        listener(call)
-    except Exception:
-        logger.warning("JobNimbus stats listener %r failed", listener, exc_info=True)

@@ -116,7 +116,7 @@ class Transport:
         return self._session or shared_session()
 
     def send(self, call: Call) -> Any:
-        """Return the JSON body (or, for `expect_redirect`, the Location) of a successful call; raise typed."""
+        """Return the JSON body of a successful call; raise typed."""
         try:
             return self._send(call)
         except JobNimbusError as error:
@@ -177,7 +177,6 @@ class Transport:
                 json=call.body,
                 headers=self._headers(),
                 timeout=(min(self._config.connect_timeout_s, remaining), read_timeout),
-                allow_redirects=not call.expect_redirect,
             )
         except requests.RequestException as exc:
             failure = failure_for_exception(call, exc, read_timeout_s=read_timeout)
@@ -192,12 +191,8 @@ class Transport:
     def _read(self, call: Call, response: requests.Response) -> Any:
         """Return the answer in `response`, or the Failure it means."""
         with response:
-            if call.expect_redirect and response.is_redirect:
-                return response.headers.get("Location") or unexpected_answer(call, "a redirect without Location")
             if not 200 <= response.status_code < 300:
                 return failure_for_response(call, response, now=self._clock.wall())
-            if call.expect_redirect:
-                return unexpected_answer(call, f"HTTP {response.status_code} instead of a redirect to the file")
             try:
                 return orjson.loads(response.content)  # a page of records: orjson parses it several times faster
             except ValueError:  # orjson.JSONDecodeError is one

@@ -23,10 +23,19 @@ class Incoming:
 
 def decode(body: bytes) -> Incoming:
     """Return the message in `body`, or raise `RpcError` (parse error, batch, malformed envelope)."""
+    return classify(parse(body))
+
+
+def parse(body: bytes) -> Any:
+    """Return the JSON value in `body` (orjson), or raise the JSON-RPC parse error."""
     try:
-        payload = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise parse_error() from exc
+
+
+def classify(payload: Any) -> Incoming:
+    """Return the message a parsed body holds, or raise `RpcError` (batch, malformed envelope)."""
     if isinstance(payload, list):
         raise invalid_request("batches (JSON arrays) are not supported; send one JSON-RPC message per POST")
     if not isinstance(payload, dict):

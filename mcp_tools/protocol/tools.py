@@ -7,7 +7,6 @@ same tools the same way.
 from __future__ import annotations
 
 import importlib
-import logging
 from types import ModuleType
 from typing import Any
 
@@ -15,10 +14,9 @@ from django.conf import settings
 from django.core import signing
 from mcp_types import CallToolResult, TextContent, Tool, ToolAnnotations
 
-from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec, UnknownToolError
+from cacheops.api import CacheOutcome
+from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec
 from mcp_tools.protocol.errors import invalid_params
-
-logger = logging.getLogger(__name__)
 
 CACHE_META_KEY = "jobnimbus-mcp/cache"
 _CURSOR_SALT = "mcp_tools.protocol.tools.cursor"
@@ -71,31 +69,14 @@ def _cursor_offset(cursor: Any, total: int) -> int:
 
 
 def run_tool(ctx: ToolContext, name: str, arguments: dict[str, Any]) -> ToolResult:
-    """Call a tool and return its result; an unknown tool or a crash becomes an `is_error` result.
-
-    The registry already turns bad arguments and JobNimbus failures into `is_error` results. A crash here is a
-    bug: it is logged with the request id (the log filter adds it) and the caller gets a generic message, never
-    a traceback.
-    """
-    try:
-        return catalog().call_tool(ctx, name, arguments)
-    except UnknownToolError:
-        # Answered as a tool error, as the SDK servers do, so the model can pick another tool; the spec also
-        # allows a -32602 protocol error here.
-        return error_result(f"Unknown tool {name!r}. Call tools/list to see the tools this server offers.")
-    except Exception:
-        logger.exception("tool %s failed unexpectedly", name)
-        return error_result(f"The tool {name!r} failed unexpectedly (request id {ctx.request_id}). Try again later.")
-
-
-def error_result(message: str) -> ToolResult:
-    """Return an `is_error` result carrying `message` as text and structured content."""
-    return ToolResult(structured={"error": message}, text=message, is_error=True)
+    """Call a tool and return its result; the registry turns every failure (an unknown tool, bad arguments,
+    JobNimbus's answers, a crash) into an `is_error` result, so nothing is caught here."""
+    return catalog().call_tool(ctx, name, arguments)
 
 
 def cache_meta(result: ToolResult) -> dict[str, Any]:
     """Return the cache outcome for `_meta`; a tool that did not go through the cache reports `bypass`."""
-    return result.cache or {"status": "bypass", "age_s": None, "ttl_s": None}
+    return result.cache or CacheOutcome.without_value("bypass").meta()
 
 
 def call_result(result: ToolResult) -> CallToolResult:
