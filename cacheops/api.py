@@ -63,7 +63,7 @@ def read_through(request: ReadRequest, fetch: Callable[[], Any]) -> CacheOutcome
         metrics.READS.labels(request.tool, "bypass").inc()
         return CacheOutcome(value=fetch(), status="bypass")
     read = engine().read(request, fetch)
-    return CacheOutcome(value=read.value, status=read.status, age_s=read.age_s, ttl_s=read.ttl_s)  # type: ignore[arg-type]
+    return CacheOutcome(value=read.value, status=read.status, age_s=read.age_s, ttl_s=read.ttl_s)
 
 
 def guard_upstream(instance: str, call: Callable[[], Any], tenant: str | None = None) -> Any:

@@ -26,6 +26,7 @@ import orjson
 
 from cacheops import backend, keys
 from cacheops.hit_rate import HIT_STATUSES
+from cacheops.types import ReadRequest
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +206,8 @@ def _ensure_flusher() -> None:
     threading.Thread(target=_flush_forever, name="cacheops-history", daemon=True).start()
 
 
-def observe_read(request: Any, key: str, status: str, seconds: float) -> None:
-    """Record one engine read of `request` (a cacheops.api.ReadRequest) stored under `key`; never raise.
+def observe_read(request: ReadRequest, key: str, status: str, seconds: float) -> None:
+    """Record one engine read of `request` stored under `key`; never raise.
 
     A miss also remembers the read's recipe (instance, tenant, tool, arguments) so warming can re-run it.
     """

@@ -24,7 +24,7 @@ from cacheops.errors import UpstreamUnavailableError
 from cacheops.l1 import L1Cache
 
 if TYPE_CHECKING:
-    from cacheops.types import ReadRequest
+    from cacheops.types import CacheStatus, ReadRequest
 
 T = TypeVar("T")
 _l2 = backend.degrade
@@ -88,7 +88,7 @@ class Engine:
             return served(fallback, "stale", p, now())
         return Read(value, status, 0.0, p.policy.fresh_s)
 
-    def _miss(self, p: Plan, fetch: Callable[[], Any], *, redis_ok: bool) -> tuple[Any, str]:
+    def _miss(self, p: Plan, fetch: Callable[[], Any], *, redis_ok: bool) -> tuple[Any, CacheStatus]:
         """Resolve a miss in one of the process's miss slots; refuse it (UpstreamBusyError) when none frees up."""
         if not self.miss_gate.enter():
             observe.upstream(p.tool, "busy")

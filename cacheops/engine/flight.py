@@ -14,6 +14,7 @@ from cacheops.broadcast import Subscriber
 from cacheops.conf import engine_setting
 from cacheops.engine.plans import Plan
 from cacheops.engine.tiers import DOWN, Claim, Tiers
+from cacheops.types import CacheStatus
 
 _UNSET: Any = object()
 
@@ -40,7 +41,7 @@ class SingleFlight:
         self._flights: dict[str, Flight] = {}
         self._lock = threading.Lock()
 
-    def run(self, p: Plan, fetch: Callable[[], Any], *, redis_ok: bool) -> tuple[Any, str]:
+    def run(self, p: Plan, fetch: Callable[[], Any], *, redis_ok: bool) -> tuple[Any, CacheStatus]:
         """Join the key's flight in this process, or lead it (and take the key's lock across processes)."""
         flight, leader = self._board(p)
         if not leader:
@@ -71,14 +72,14 @@ class SingleFlight:
             flight = self._flights[p.key] = Flight(seen)
             return flight, True
 
-    def _follow(self, p: Plan, fetch: Callable[[], Any], flight: Flight, redis_ok: bool) -> tuple[Any, str]:
+    def _follow(self, p: Plan, fetch: Callable[[], Any], flight: Flight, redis_ok: bool) -> tuple[Any, CacheStatus]:
         if not flight.done.wait(self.lock_wait_s):
             return self.tiers.fetch_and_store(p, fetch, redis_ok), "miss"
         if flight.error is not None:
             raise flight.error
         return flight.value, "coalesced"
 
-    def _across_processes(self, p: Plan, fetch: Callable[[], Any], redis_ok: bool) -> tuple[Any, str]:
+    def _across_processes(self, p: Plan, fetch: Callable[[], Any], redis_ok: bool) -> tuple[Any, CacheStatus]:
         if not redis_ok:
             return self.tiers.fetch_and_store(p, fetch, redis_ok=False), "miss"
         token = uuid.uuid4().hex
@@ -110,7 +111,7 @@ class SingleFlight:
 
     def _lead(
         self, p: Plan, fetch: Callable[[], Any], token: str, claim: Claim, seen_l1: dict[str, int]
-    ) -> tuple[Any, str]:
+    ) -> tuple[Any, CacheStatus]:
         lock = self.tiers.lock_of(p, token)
         try:
             # Double-checked: the previous holder may have filled the key between our read and our lock.

@@ -9,7 +9,7 @@ from cacheops import keys
 from cacheops.policies import Policy, effective_policy
 
 if TYPE_CHECKING:
-    from cacheops.types import ReadRequest
+    from cacheops.types import CacheStatus, ReadRequest
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class Read:
     """What the facade gets back: the value and how it was obtained."""
 
     value: Any
-    status: str
+    status: CacheStatus
     age_s: float | None
     ttl_s: int | None
 
@@ -72,6 +72,6 @@ def window_of(envelope: dict[str, Any], policy: Policy, now: float) -> str:
     return "error_only" if age < policy.fresh_s + policy.stale_if_error_s else "gone"
 
 
-def served(envelope: dict[str, Any], status: str, p: Plan, now: float) -> Read:
+def served(envelope: dict[str, Any], status: CacheStatus, p: Plan, now: float) -> Read:
     """Return the answer of `p` from a stored envelope, with its age at `now`."""
     return Read(envelope["v"], status, round(age_of(envelope, now), 3), p.policy.fresh_s)

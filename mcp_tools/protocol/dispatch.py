@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from mcp_types import (
@@ -18,13 +18,19 @@ from mcp_types import (
 )
 from pydantic import ValidationError
 
+from mcp_tools.catalog.base import ToolContext
 from mcp_tools.protocol import serverinfo, tools
 from mcp_tools.protocol.errors import Era, invalid_params, method_not_found
 from mcp_tools.protocol.versions import SUPPORTED_VERSIONS, Negotiated, negotiate_initialize
-from mcp_tools.tenancy import Caller
 
 # Fields that exist only in 2026-07-28 results; a handshake-era answer leaves them out.
 _MODERN_ONLY_FIELDS = {"result_type", "ttl_ms", "cache_scope"}
+
+
+class ToolCaller(Protocol):
+    """Who asks, as far as the protocol needs to know: able to run tools under their key (mcp_tools.tenancy)."""
+
+    def tool_context(self, request_id: str) -> ToolContext: ...
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class Exchange:
     method: str
     params: Mapping[str, Any]
     negotiated: Negotiated
-    caller: Caller
+    caller: ToolCaller
     request_id: str
 
 

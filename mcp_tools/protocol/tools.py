@@ -6,7 +6,6 @@ same tools the same way.
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 from typing import Any
 
@@ -15,6 +14,7 @@ from django.core import signing
 from mcp_types import CallToolResult, TextContent, Tool, ToolAnnotations
 
 from cacheops.api import CacheOutcome
+from mcp_tools.catalog import registry
 from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec
 from mcp_tools.protocol.errors import invalid_params
 
@@ -23,8 +23,8 @@ _CURSOR_SALT = "mcp_tools.protocol.tools.cursor"
 
 
 def catalog() -> ModuleType:
-    """Return the tool registry module (imported late: the catalog is built by another part)."""
-    return importlib.import_module("mcp_tools.catalog.registry")
+    """Return the tool registry (a function, so protocol tests can stand a small catalog in for it)."""
+    return registry
 
 
 def tool_json(spec: ToolSpec) -> dict[str, Any]:
