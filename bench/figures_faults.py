@@ -1479,10 +1479,9 @@ def notes(ctx: Ctx, outcomes: Outcomes) -> list[str]:
 
 def settings_in_force() -> str:
     """Return the product settings the figures depend on, as this run's processes read them."""
-    from django.conf import settings
-
     from cacheops.conf import engine_setting
     from cacheops.freshness_conf import freshness_setting
+    from mcp_tools.conf import mcp_setting
 
     def get(read: Callable[[str], Any], name: str) -> str:
         try:
@@ -1493,7 +1492,7 @@ def settings_in_force() -> str:
     engine = ", ".join(f"{n} {get(engine_setting, n)}" for n in ("MISS_CONCURRENCY", "MISS_QUEUE", "L1_TTL_S"))
     fresh = ", ".join(f"{n} {get(freshness_setting, n)}" for n in ("APPLY_CHECK_S", "PUBLISH_TIMEOUT_S"))
     redis = get(engine_setting, "REDIS_BREAKER")
-    keys = getattr(settings, "MCP_THROTTLE_ADDRESS_KEYS", "unset")
+    keys = get(mcp_setting, "THROTTLE_ADDRESS_KEYS")
     return f"settings: {engine}; {fresh}; REDIS_BREAKER {redis}; MCP_THROTTLE_ADDRESS_KEYS {keys}"
 
 

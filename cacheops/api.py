@@ -39,6 +39,7 @@ __all__ = [
     "ReadRequest",
     "apply_change",
     "binding_key",
+    "cache_enabled",
     "decoded_size",
     "guard_upstream",
     "invalidate_tags",

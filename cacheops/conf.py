@@ -1,7 +1,9 @@
 """Cache engine options: one namespaced settings dict (`CACHEOPS_ENGINE`) with defaults, read lazily.
 
-Resolved once per process and remembered (every read consults several; resolving cost microseconds each), and
-forgotten whenever Django reports a settings change, so `override_settings` and pytest's `settings` still work.
+DEFAULTS is the one place the defaults are written (settings.py passes only what the environment sets; a partial
+dict is merged over DEFAULTS). Resolved once per process and remembered (every read consults several; resolving
+cost microseconds each), and forgotten whenever Django reports a change of `CACHEOPS_ENGINE`, so
+`override_settings` and pytest's `settings` still work.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from django.conf import settings
 from django.core.signals import setting_changed
 
 DEFAULTS: dict[str, Any] = {
+    # False (CACHE_ENABLED=false): every read bypasses the cache.
+    "ENABLED": True,
     # Prepended to every key the engine writes; tests give each run its own so they never collide.
     "KEY_NAMESPACE": "",
     # Values whose encoded size exceeds this are served but not cached (issue 4: 512 KB).
@@ -28,9 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "REFRESH_WORKERS": 4,
     # Request threads a process lets block on misses (fetching, or waiting on another's fetch of the same key);
     # up to MISS_QUEUE more wait MISS_QUEUE_WAIT_S for a slot, the rest are refused at once ("busy, retry in 1 s"),
-    # or served stale inside stale-if-error. 0 = no limit: the engine alone does not know its server's threads;
-    # settings sets 4 (+2 queued) for the Procfile's 8 gunicorn threads, so cached hits always find a thread.
-    "MISS_CONCURRENCY": 0,
+    # or served stale inside stale-if-error. 0 = no limit. 4 (+2 queued) fits the Procfile's 8 gunicorn threads, so
+    # cached hits always find a thread; a server with fewer threads must lower it (--threads > the two together).
+    "MISS_CONCURRENCY": 4,
     "MISS_QUEUE": 2,
     "MISS_QUEUE_WAIT_S": 1.0,
     "REFRESH_MAX_PENDING": 256,
@@ -87,5 +91,5 @@ setting_changed.connect(_forget_resolved, dispatch_uid="cacheops.conf.forget_res
 
 
 def cache_enabled() -> bool:
-    """Return whether the cache is on (CACHE_ENABLED); off means every read is a bypass."""
-    return bool(getattr(settings, "CACHE_ENABLED", True))
+    """Return whether the cache is on (CACHEOPS_ENGINE["ENABLED"], CACHE_ENABLED); off means every read is a bypass."""
+    return bool(engine_setting("ENABLED"))

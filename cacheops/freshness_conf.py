@@ -1,6 +1,9 @@
 """Freshness options: one namespaced settings dict (`CACHEOPS_FRESHNESS`) with defaults, read lazily.
 
-Read on every call rather than at import so `override_settings` works in tests.
+DEFAULTS is the one place the defaults are written (settings.py passes only what the environment sets, plus the
+CHANGE_SOURCE wiring; a partial dict is merged over DEFAULTS). Resolved once per process and remembered, and
+forgotten whenever Django reports a change of `CACHEOPS_FRESHNESS`, so `override_settings` and pytest's
+`settings` still work.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 DEFAULTS: dict[str, Any] = {
     # Webhook bodies larger than this are refused with 413 (issue 5: 256 KB).
@@ -45,7 +49,23 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+_resolved: dict[str, Any] = {}
+
+
 def freshness_setting(name: str) -> Any:
     """Return the freshness option `name`, from settings.CACHEOPS_FRESHNESS or its default."""
-    configured = getattr(settings, "CACHEOPS_FRESHNESS", {})
-    return configured.get(name, DEFAULTS[name])
+    try:
+        return _resolved[name]
+    except KeyError:
+        pass
+    value = getattr(settings, "CACHEOPS_FRESHNESS", {}).get(name, DEFAULTS[name])
+    _resolved[name] = value
+    return value
+
+
+def _forget_resolved(*, setting: str, **_: Any) -> None:
+    if setting == "CACHEOPS_FRESHNESS":
+        _resolved.clear()
+
+
+setting_changed.connect(_forget_resolved, dispatch_uid="cacheops.freshness_conf.forget_resolved")

@@ -27,7 +27,6 @@ from cacheops.hit_rate import HIT_STATUSES, hit_rate, hits
 from cacheops.policies import DEFAULT_POLICIES, effective_ttl
 from cacheops.tuning import POLICY_ENTITY, Decision, Evidence, default_bounds
 from cacheops.tuning import decide as decide_ttl
-from cacheops.tuning import install as install_tuned_ttls
 from cacheops.tuning import publish as publish_ttls
 from cacheops.views_engine import may_monitor
 from cacheops.warming import run as run_warming
@@ -48,7 +47,6 @@ __all__ = [
     "effective_ttl",
     "hit_rate",
     "hits",
-    "install_tuned_ttls",
     "may_monitor",
     "minute_of",
     "ping_redis",

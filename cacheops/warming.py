@@ -4,8 +4,8 @@ engine then refreshes them in the background), and re-warm popular keys after an
 Only for instances whose key the server holds (settings.JOBNIMBUS_INSTANCES[...]["api_key"]) and only for keys
 of that key's tenant: the server never stores callers' keys, so it cannot warm their entries. Each run is bounded
 (`limit` reads), so warming can never flood JobNimbus. The re-read itself is a pluggable function chosen by
-dotted path (settings.DASHBOARD["WARMER"]: (instance, api_key, tool, args) -> bool), because re-running a tool
-is mcp_tools' business; cacheops only decides what to warm.
+function its caller passes (the dashboard's, named by DASHBOARD["WARMER"]: (instance, api_key, tool, args) -> bool),
+because re-running a tool is mcp_tools' business; cacheops only decides what to warm.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.utils.module_loading import import_string
 
 from cacheops import backend, history
 from cacheops.keys import tenant_id
@@ -106,12 +105,12 @@ def candidates(now: float, scan: int) -> Iterator[Candidate | None]:
 
 
 def run(limit: int, warmer: Warmer | None = None, progress: Callable[[int, int], None] | None = None) -> WarmReport:
-    """Warm at most `limit` keys; call `progress(done, total)` after each. Redis down: nothing to do.
+    """Warm at most `limit` keys with `warmer`; call `progress(done, total)` after each. Redis down or no warmer:
+    nothing to do.
 
     `total` is what this run will really attempt (at most `limit`), so a finished run ends at total/total.
     """
     report = WarmReport()
-    warmer = warmer or _configured_warmer()
     if warmer is None or limit <= 0:
         return report
     keys = server_keys()
@@ -138,8 +137,3 @@ def _warm_one(warmer: Warmer, api_key: str, c: Candidate) -> bool:
     except Exception:  # one failed re-read must not stop the run; the next run retries
         log.exception("warming %s failed", c.tool)
         return False
-
-
-def _configured_warmer() -> Warmer | None:
-    path = getattr(settings, "DASHBOARD", {}).get("WARMER") or ""
-    return import_string(path) if path else None

@@ -16,7 +16,7 @@ from cacheops.errors import CacheBackendError
 from cacheops.reporting import run_warming
 from cacheops.rest import CacheUnavailable
 from dashboard import alerts, reports, ttl
-from dashboard.conf import dashboard_setting
+from dashboard.conf import configured_warmer, dashboard_setting
 from dashboard.models import Alert, AlertState
 
 # The one 503 for Redis being away (cacheops.rest), saying what it costs here.
@@ -117,5 +117,6 @@ class WarmingView(StaffView):
     def post(self, request: Request) -> Response:
         """Warm the most-used keys now (bounded); answer what the run did."""
         limit = _query(WarmSerializer, request.data).get("limit")
-        report = run_warming(int(dashboard_setting("WARM_MAX_PER_RUN")) if limit is None else limit)
+        limit = int(dashboard_setting("WARM_MAX_PER_RUN")) if limit is None else limit
+        report = run_warming(limit, configured_warmer())
         return Response(report.as_dict())

@@ -12,9 +12,5 @@ class DashboardConfig(AppConfig):
     started_at = 0.0
 
     def ready(self) -> None:
-        """Note when the process started serving, and make the engine use the tuner's TTLs (memoised; built-in
-        TTLs while Redis is down)."""
+        """Note when the process started serving."""
         self.started_at = time.time()
-        from cacheops.reporting import install_tuned_ttls  # cacheops' modules are imported once apps are loaded
-
-        install_tuned_ttls()

@@ -1,10 +1,18 @@
-"""Dashboard options: one namespaced settings dict (`DASHBOARD`) with defaults, read lazily."""
+"""Dashboard options: one namespaced settings dict (`DASHBOARD`) with defaults, read lazily.
+
+DEFAULTS is the one place the defaults are written (settings.py passes only what the environment sets, plus the
+WARMER wiring; a partial dict is merged over DEFAULTS). Resolved once per process and remembered, and forgotten
+whenever Django reports a change of `DASHBOARD`, so `override_settings` and pytest's `settings` still work.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
 
 DEFAULTS: dict[str, Any] = {
     "MINUTE_RETENTION_H": 48,
@@ -27,10 +35,35 @@ DEFAULTS: dict[str, Any] = {
     "TUNER_WINDOW_H": 24,
     "TUNER_MIN_REQUESTS": 50,
     "WARM_MAX_PER_RUN": 50,
+    # Dotted path to the re-read warming runs, `(instance, api_key, tool, args) -> bool` (cacheops.warming);
+    # "" turns warming off. settings names mcp_tools.warmer.warm_read.
     "WARMER": "",
 }
 
 
+_resolved: dict[str, Any] = {}
+
+
 def dashboard_setting(name: str) -> Any:
     """Return the dashboard option `name`, from settings.DASHBOARD or its default."""
-    return getattr(settings, "DASHBOARD", {}).get(name, DEFAULTS[name])
+    try:
+        return _resolved[name]
+    except KeyError:
+        pass
+    value = getattr(settings, "DASHBOARD", {}).get(name, DEFAULTS[name])
+    _resolved[name] = value
+    return value
+
+
+def _forget_resolved(*, setting: str, **_: Any) -> None:
+    if setting == "DASHBOARD":
+        _resolved.clear()
+
+
+setting_changed.connect(_forget_resolved, dispatch_uid="dashboard.conf.forget_resolved")
+
+
+def configured_warmer() -> Callable[[str, str, str, dict[str, Any]], bool] | None:
+    """Return the function WARMER names, or None when warming is off."""
+    path = str(dashboard_setting("WARMER") or "")
+    return import_string(path) if path else None

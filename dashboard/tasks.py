@@ -6,7 +6,7 @@ from celery import shared_task
 
 from cacheops.reporting import run_warming
 from dashboard import alerts, rollup, ttl
-from dashboard.conf import dashboard_setting
+from dashboard.conf import configured_warmer, dashboard_setting
 
 
 @shared_task(name="dashboard.rollup_metrics", ignore_result=True, time_limit=120, soft_time_limit=90)
@@ -36,4 +36,4 @@ def tune_ttls() -> int:
 @shared_task(name="dashboard.warm_cache", ignore_result=True, time_limit=300, soft_time_limit=240)
 def warm_cache() -> int:
     """Warm the most-used keys (bounded per run); return how many were re-read."""
-    return run_warming(int(dashboard_setting("WARM_MAX_PER_RUN"))).warmed
+    return run_warming(int(dashboard_setting("WARM_MAX_PER_RUN")), configured_warmer()).warmed

@@ -3,6 +3,10 @@
 Settings read the environment through these helpers and nothing else does. django-environ does the
 parsing; this module only makes every failure name the variable and the expected form, so a typo in a
 deployment stops the process with a message an operator can act on.
+
+Every `read_*` returns its `default` when the variable is unset; a component's options pass `None` there and go
+through `given()`, so only what the environment sets reaches the settings dict and the component's `DEFAULTS`
+supply the rest (see the top of settings.py).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 T = TypeVar("T")
+D = TypeVar("D")  # a default: the setting's own value, or None for "unset, the component's DEFAULTS decide"
+_RATE_RE = re.compile(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)")
 
 env = environ.Env()
 
@@ -47,7 +53,12 @@ def read_required(name: str, why: str) -> str:
     return value
 
 
-def read_bool(name: str, default: bool) -> bool:
+def given(**values: Any) -> dict[str, Any]:
+    """Return the options the environment set: `values` without the None ones (their variables are unset)."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def read_bool(name: str, default: D) -> bool | D:
     """Return a boolean from true/false, yes/no, on/off or 1/0."""
     raw = read_str(name)
     if raw is None:
@@ -60,7 +71,7 @@ def read_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} is malformed: expected true or false, got {raw!r}")
 
 
-def read_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def read_int(name: str, default: D, *, minimum: int | None = None, maximum: int | None = None) -> int | D:
     """Return an integer within the given bounds."""
     raw = read_str(name)
     if raw is None:
@@ -73,7 +84,7 @@ def read_int(name: str, default: int, *, minimum: int | None = None, maximum: in
     return value
 
 
-def read_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+def read_float(name: str, default: D, *, minimum: float = 0.0) -> float | D:
     """Return a number no smaller than minimum."""
     raw = read_str(name)
     if raw is None:
@@ -111,11 +122,11 @@ def read_proxy_ssl_header(name: str) -> tuple[str, str] | None:
     return f"HTTP_{header.upper().replace('-', '_')}", value
 
 
-def read_list(name: str, default: list[str]) -> list[str]:
+def read_list(name: str, default: list[str] | D) -> list[str] | D:
     """Return a comma-separated list with blanks dropped."""
     raw = read_str(name)
     if raw is None:
-        return list(default)
+        return list(default) if isinstance(default, list) else default
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
@@ -128,14 +139,35 @@ def read_db_url(name: str, default: str) -> dict[str, Any]:
     return _parse(name, expected, lambda: env.db_url_config(raw))
 
 
-def read_url(name: str, default: str, schemes: tuple[str, ...]) -> str:
-    """Return a URL whose scheme is one of schemes."""
-    raw = read_str(name, default) or default
+def read_url(name: str, default: str | D, schemes: tuple[str, ...]) -> str | D:
+    """Return a URL whose scheme is one of schemes (a default given as text is checked too)."""
+    raw = read_str(name)
+    if raw is None:
+        if not isinstance(default, str):
+            return default
+        raw = default
     scheme = raw.split("://", 1)[0] if "://" in raw else ""
     if scheme not in schemes:
         expected = " or ".join(f"{scheme}://" for scheme in schemes)
         raise ImproperlyConfigured(f"{name} is malformed: expected a URL starting {expected}, got {raw!r}")
     return raw.rstrip("/")
+
+
+def read_rate(name: str) -> str | None:
+    """Return a throttle rate `N/second|minute|hour|day` (s, sec, m, min, h, d too), or None when unset."""
+    raw = read_str(name)
+    if raw is not None and not _RATE_RE.fullmatch(raw):
+        raise ImproperlyConfigured(f"{name} is malformed: expected N/second|minute|hour|day, got {raw!r}")
+    return raw
+
+
+def read_choice(name: str, choices: tuple[str, ...]) -> str | None:
+    """Return one of `choices`, or None when unset."""
+    raw = read_str(name)
+    if raw is not None and raw not in choices:
+        expected = ", ".join(choices[:-1]) + f" or {choices[-1]}"
+        raise ImproperlyConfigured(f"{name} is malformed: expected {expected}, got {raw!r}")
+    return raw
 
 
 def read_redis_url() -> str:

@@ -3,6 +3,21 @@
 Defaults make `make run` work on a fresh machine: SQLite, the local sandbox JobNimbus, Redis on
 localhost (or the embedded stand-in `make run` starts). Production sets DJANGO_DEBUG=false, which
 makes DJANGO_SECRET_KEY mandatory.
+
+How settings are laid out (one convention; docs/architecture.md "Settings"):
+
+- Flat settings are Django's, Celery's and the site's shared facts: what Django, DRF or Celery read (SECRET_KEY,
+  DATABASES, CACHES, CELERY_*, LOGGING, REST_FRAMEWORK, ...) and what more than one app reads (TRUSTED_PROXY_COUNT,
+  METRICS_TOKEN, JOBNIMBUS_INSTANCES, JOBNIMBUS_BASE_URL; REDIS_URL for tools and tests).
+- A component's own options are ONE dict named after it, read only through the accessor of its conf module, whose
+  `DEFAULTS` dict is the only place its defaults are written: CACHEOPS_ENGINE (cacheops/conf.py `engine_setting`),
+  CACHEOPS_FRESHNESS (cacheops/freshness_conf.py `freshness_setting`), DASHBOARD (dashboard/conf.py
+  `dashboard_setting`), JOBNIMBUS_CLIENT (mcp_tools/jobnimbus/config.py `ClientConfig.load`) and MCP
+  (mcp_tools/conf.py `mcp_setting`). Accessors merge a partial dict over DEFAULTS and follow override_settings.
+- Here such a dict gets only what the environment sets: `e.given(...)` drops the variables left unset (each
+  `read_*` validates its variable and names it in the error), plus wiring a lower layer may not write itself
+  (dotted paths to mcp_tools' plug-ins). Values that only build other settings (the Redis namespace and timeouts,
+  log level and format, beat intervals) are lowercase locals, not settings.
 """
 
 from __future__ import annotations
@@ -135,22 +150,21 @@ WHITENOISE_USE_FINDERS = True
 REDIS_URL = e.read_redis_url()
 # Prefix of every Redis key and channel this server writes: cache entries, history, tuning, throttle counters,
 # webhook replay records and Celery's queues (when Redis is the broker). Lets several deployments share a Redis.
-CACHE_KEY_NAMESPACE = e.read_str("CACHE_KEY_NAMESPACE", "") or ""
-CACHE_ENABLED = e.read_bool("CACHE_ENABLED", True)
+_namespace = e.read_str("CACHE_KEY_NAMESPACE", "") or ""
 # Short socket timeouts: with Redis gone a request must lose milliseconds, not seconds (issue 4).
-REDIS_SOCKET_TIMEOUT_S = e.read_float("REDIS_SOCKET_TIMEOUT_S", 0.25)
-REDIS_CONNECT_TIMEOUT_S = e.read_float("REDIS_CONNECT_TIMEOUT_S", 0.25)
+_redis_socket_timeout_s = e.read_float("REDIS_SOCKET_TIMEOUT_S", 0.25)
+_redis_connect_timeout_s = e.read_float("REDIS_CONNECT_TIMEOUT_S", 0.25)
 
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         # The throttle counters and key bindings live here (key families in cacheops.keys): same namespace.
-        "KEY_PREFIX": CACHE_KEY_NAMESPACE.rstrip(":"),
+        "KEY_PREFIX": _namespace.rstrip(":"),
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT_S,
-            "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT_S,
+            "SOCKET_TIMEOUT": _redis_socket_timeout_s,
+            "SOCKET_CONNECT_TIMEOUT": _redis_connect_timeout_s,
             # JSON (orjson) values, never pickle; zstd above 1 KB (django-redis plug points, cacheops.serializers).
             "SERIALIZER": "cacheops.serializers.OrjsonSerializer",
             "COMPRESSOR": (
@@ -167,8 +181,8 @@ CELERY_BROKER_URL = e.read_url(
     "CELERY_BROKER_URL", e.broker_url_for(REDIS_URL), ("redis", "rediss", "redis+socket", "amqp", "amqps", "memory")
 )
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
-if CACHE_KEY_NAMESPACE and CELERY_BROKER_URL.startswith(("redis", "rediss")):
-    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = CACHE_KEY_NAMESPACE
+if _namespace and CELERY_BROKER_URL.startswith(("redis", "rediss")):
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = _namespace
 if CELERY_BROKER_URL.startswith(("redis", "rediss")):
     # Without a socket timeout a publish (beat's, or anyone's) to a broker that stopped answering waits forever.
     # The worker's BRPOP is not bounded by it (kombu's event loop reads only when the socket is readable). Webhook
@@ -195,25 +209,25 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 # --- JobNimbus ---------------------------------------------------------------------------------
 JOBNIMBUS_BASE_URL = e.read_url("JOBNIMBUS_BASE_URL", "https://app.jobnimbus.com/api1", ("http", "https"))
 JOBNIMBUS_INSTANCES = e.read_instances()
-JOBNIMBUS_CLIENT = {
-    "CONNECT_TIMEOUT_S": e.read_float("JOBNIMBUS_CONNECT_TIMEOUT_S", 3.05),
-    "READ_TIMEOUT_S": e.read_float("JOBNIMBUS_READ_TIMEOUT_S", 10.0),
-    "TOTAL_BUDGET_S": e.read_float("JOBNIMBUS_TOTAL_BUDGET_S", 20.0),
-    "MAX_RETRIES": e.read_int("JOBNIMBUS_MAX_RETRIES", 3, minimum=0, maximum=10),
-    "BACKOFF_BASE_S": e.read_float("JOBNIMBUS_BACKOFF_BASE_S", 0.25),
-    "BACKOFF_MAX_S": e.read_float("JOBNIMBUS_BACKOFF_MAX_S", 4.0),
-    "POOL_SIZE": e.read_int("JOBNIMBUS_POOL_SIZE", 32, minimum=1),
-}
+JOBNIMBUS_CLIENT = e.given(
+    CONNECT_TIMEOUT_S=e.read_float("JOBNIMBUS_CONNECT_TIMEOUT_S", None),
+    READ_TIMEOUT_S=e.read_float("JOBNIMBUS_READ_TIMEOUT_S", None),
+    TOTAL_BUDGET_S=e.read_float("JOBNIMBUS_TOTAL_BUDGET_S", None),
+    MAX_RETRIES=e.read_int("JOBNIMBUS_MAX_RETRIES", None, minimum=0, maximum=10),
+    BACKOFF_BASE_S=e.read_float("JOBNIMBUS_BACKOFF_BASE_S", None),
+    BACKOFF_MAX_S=e.read_float("JOBNIMBUS_BACKOFF_MAX_S", None),
+    POOL_SIZE=e.read_int("JOBNIMBUS_POOL_SIZE", None, minimum=1),
+)
 
 # --- Logging -----------------------------------------------------------------------------------
-LOG_LEVEL = (e.read_str("LOG_LEVEL", "INFO") or "INFO").upper()
-if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+_log_level = (e.read_str("LOG_LEVEL", "INFO") or "INFO").upper()
+if _log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ImproperlyConfigured(
-        f"LOG_LEVEL is malformed: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}"
+        f"LOG_LEVEL is malformed: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {_log_level!r}"
     )
-LOG_FORMAT = e.read_str("LOG_FORMAT", "text" if DEBUG else "json")
-if LOG_FORMAT not in {"text", "json"}:
-    raise ImproperlyConfigured(f"LOG_FORMAT is malformed: expected text or json, got {LOG_FORMAT!r}")
+_log_format = e.read_str("LOG_FORMAT", "text" if DEBUG else "json")
+if _log_format not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT is malformed: expected text or json, got {_log_format!r}")
 
 LOGGING = {
     "version": 1,
@@ -233,11 +247,11 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": LOG_FORMAT,
+            "formatter": _log_format,
             "filters": ["request_id", "redact"],
         }
     },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "root": {"handlers": ["console"], "level": _log_level},
     "loggers": {
         "django.server": {"level": "WARNING"},
         # Django logs every request with a Host outside DJANGO_ALLOWED_HOSTS at ERROR with a traceback: anyone could
@@ -259,88 +273,68 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "jobnimbus_site.api_errors.exception_handler",
 }
 
-# --- MCP (protocol face: mcp_tools.views, mcp_tools.protocol) ----------------------------------
-# Origins a browser-borne request may come from (DNS-rebinding defence). An entry without a port
-# matches that scheme and host on any port; "*" allows every origin. Requests without Origin pass.
-MCP_ALLOWED_ORIGINS = e.read_list(
-    "MCP_ALLOWED_ORIGINS", ["http://localhost", "http://127.0.0.1", "http://[::1]", "https://localhost"]
-)
-MCP_MAX_BODY_BYTES = e.read_int("MCP_MAX_BODY_BYTES", 1_048_576, minimum=1024)
-MCP_THROTTLE_RATE = e.read_str("MCP_THROTTLE_RATE", "600/min") or "600/min"
-if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", MCP_THROTTLE_RATE):
-    raise ImproperlyConfigured(
-        f"MCP_THROTTLE_RATE is malformed: expected N/second|minute|hour|day, got {MCP_THROTTLE_RATE!r}"
-    )
-# The other budgets (mcp_tools.throttling): per client address across its keys (default twice a key's rate), per
-# instance across every key (five times), and how many different keys one address may use per window.
-_KEY_RATE_COUNT, _KEY_RATE_PERIOD = MCP_THROTTLE_RATE.split("/")
-MCP_THROTTLE_ADDRESS_RATE = e.read_str("MCP_THROTTLE_ADDRESS_RATE") or f"{2 * int(_KEY_RATE_COUNT)}/{_KEY_RATE_PERIOD}"
-MCP_THROTTLE_INSTANCE_RATE = (
-    e.read_str("MCP_THROTTLE_INSTANCE_RATE") or f"{5 * int(_KEY_RATE_COUNT)}/{_KEY_RATE_PERIOD}"
-)
-MCP_THROTTLE_ADDRESS_KEYS = e.read_str("MCP_THROTTLE_ADDRESS_KEYS", "120/min") or "120/min"
-for _name, _rate in (
-    ("MCP_THROTTLE_ADDRESS_RATE", MCP_THROTTLE_ADDRESS_RATE),
-    ("MCP_THROTTLE_INSTANCE_RATE", MCP_THROTTLE_INSTANCE_RATE),
-    ("MCP_THROTTLE_ADDRESS_KEYS", MCP_THROTTLE_ADDRESS_KEYS),
-):
-    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", _rate):
-        raise ImproperlyConfigured(f"{_name} is malformed: expected N/second|minute|hour|day, got {_rate!r}")
-# Which instance an API key may name (mcp_tools.binding): first-seen, strict (JOBNIMBUS_KEY_SHA256_<NAME>) or off.
-JOBNIMBUS_KEY_INSTANCE_BINDING = e.read_str("JOBNIMBUS_KEY_INSTANCE_BINDING", "first-seen") or "first-seen"
-if JOBNIMBUS_KEY_INSTANCE_BINDING not in {"first-seen", "strict", "off"}:
-    raise ImproperlyConfigured(
-        "JOBNIMBUS_KEY_INSTANCE_BINDING is malformed: expected first-seen, strict or off, "
-        f"got {JOBNIMBUS_KEY_INSTANCE_BINDING!r}"
-    )
-JOBNIMBUS_KEY_SHA256: dict[str, frozenset[str]] = {}
+# --- MCP (protocol face: mcp_tools.views, mcp_tools.protocol, mcp_tools.throttling, mcp_tools.binding) ------
+# Defaults and what each option means: mcp_tools/conf.py. Unset address and instance rates follow a MCP_THROTTLE_RATE
+# that is set: twice and five times it (the defaults are twice and five times its default).
+_key_rate = e.read_rate("MCP_THROTTLE_RATE")
+_key_rate_count, _, _key_rate_period = (_key_rate or "").partition("/")
+_binding = e.read_choice("JOBNIMBUS_KEY_INSTANCE_BINDING", ("first-seen", "strict", "off"))
+_key_digests: dict[str, frozenset[str]] = {}
 for _instance in JOBNIMBUS_INSTANCES:
     _variable = "JOBNIMBUS_KEY_SHA256_" + re.sub(r"[^A-Za-z0-9]", "_", _instance).upper()
     _digests = frozenset(digest.lower() for digest in e.read_list(_variable, []))
     if any(not re.fullmatch(r"[0-9a-f]{64}", digest) for digest in _digests):
         raise ImproperlyConfigured(f"{_variable} is malformed: expected SHA-256 digests (64 hex digits), comma list")
-    if JOBNIMBUS_KEY_INSTANCE_BINDING == "strict" and not _digests:
+    if _binding == "strict" and not _digests:
         raise ImproperlyConfigured(
             f"{_variable} must be set: JOBNIMBUS_KEY_INSTANCE_BINDING=strict lets only listed keys use {_instance!r}"
         )
-    JOBNIMBUS_KEY_SHA256[_instance] = _digests
-MCP_TOOLS_PAGE_SIZE = e.read_int("MCP_TOOLS_PAGE_SIZE", 100, minimum=1, maximum=1000)
-# How long clients may cache tools/list and server/discover (2026-07-28 ttlMs): the catalog only
-# changes with a deploy.
-MCP_LIST_TTL_MS = e.read_int("MCP_LIST_TTL_MS", 300_000, minimum=0)
+    if _digests:
+        _key_digests[_instance] = _digests
+MCP = e.given(
+    ALLOWED_ORIGINS=e.read_list("MCP_ALLOWED_ORIGINS", None),
+    MAX_BODY_BYTES=e.read_int("MCP_MAX_BODY_BYTES", None, minimum=1024),
+    THROTTLE_RATE=_key_rate,
+    THROTTLE_ADDRESS_RATE=e.read_rate("MCP_THROTTLE_ADDRESS_RATE")
+    or (_key_rate and f"{2 * int(_key_rate_count)}/{_key_rate_period}"),
+    THROTTLE_INSTANCE_RATE=e.read_rate("MCP_THROTTLE_INSTANCE_RATE")
+    or (_key_rate and f"{5 * int(_key_rate_count)}/{_key_rate_period}"),
+    THROTTLE_ADDRESS_KEYS=e.read_rate("MCP_THROTTLE_ADDRESS_KEYS"),
+    KEY_INSTANCE_BINDING=_binding,
+    KEY_SHA256=_key_digests or None,
+    TOOLS_PAGE_SIZE=e.read_int("MCP_TOOLS_PAGE_SIZE", None, minimum=1, maximum=1000),
+    LIST_TTL_MS=e.read_int("MCP_LIST_TTL_MS", None, minimum=0),
+    PUBLIC_BASE_URL=e.read_url("PUBLIC_BASE_URL", None, ("http", "https")),
+)
 
 # --- Freshness (webhooks, polling, sweep: cacheops.events / webhooks / poller) -----------------
-CACHE_POLL_INTERVAL_S = e.read_int("CACHE_POLL_INTERVAL_S", 60, minimum=5)
-CACHE_SWEEP_INTERVAL_S = e.read_int("CACHE_SWEEP_INTERVAL_S", 60, minimum=5)
-CACHEOPS_FRESHNESS = {
-    "WEBHOOK_MAX_BYTES": e.read_int("CACHE_WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024),
-    "AUTH_FAILURES_PER_MIN": e.read_int("CACHE_WEBHOOK_AUTH_FAILURES_PER_MIN", 20, minimum=0),
-    "POLL_OVERLAP_S": e.read_int("CACHE_POLL_OVERLAP_S", 120, minimum=0),
+_poll_interval_s = e.read_int("CACHE_POLL_INTERVAL_S", 60, minimum=5)
+_sweep_interval_s = e.read_int("CACHE_SWEEP_INTERVAL_S", 60, minimum=5)
+CACHEOPS_FRESHNESS = e.given(
+    WEBHOOK_MAX_BYTES=e.read_int("CACHE_WEBHOOK_MAX_BYTES", None, minimum=1024),
+    AUTH_FAILURES_PER_MIN=e.read_int("CACHE_WEBHOOK_AUTH_FAILURES_PER_MIN", None, minimum=0),
+    POLL_OVERLAP_S=e.read_int("CACHE_POLL_OVERLAP_S", None, minimum=0),
     # mcp_tools implements the upstream reader; cacheops may not import it (see cacheops.poller).
-    "CHANGE_SOURCE": "mcp_tools.change_source.build_change_source",
-}
+    CHANGE_SOURCE="mcp_tools.change_source.build_change_source",
+)
 CELERY_BEAT_SCHEDULE.update(
     {
         "poll-jobnimbus-changes": {
             "task": "cacheops.poll_changes",
-            "schedule": float(CACHE_POLL_INTERVAL_S),
+            "schedule": float(_poll_interval_s),
             # A round that waited longer than one interval is superseded by the next one.
-            "options": {"expires": float(CACHE_POLL_INTERVAL_S)},
+            "options": {"expires": float(_poll_interval_s)},
         },
         "sweep-unapplied-invalidation-events": {
             "task": "cacheops.sweep_invalidation_events",
-            "schedule": float(CACHE_SWEEP_INTERVAL_S),
-            "options": {"expires": float(CACHE_SWEEP_INTERVAL_S)},
+            "schedule": float(_sweep_interval_s),
+            "options": {"expires": float(_sweep_interval_s)},
         },
     }
 )
 
-# --- Tool catalog (mcp_tools.catalog) ------------------------------------------------------------
-# Where JobNimbus automations reach this server: get_webhooks builds <base>/webhooks/jobnimbus/<instance>.
-PUBLIC_BASE_URL = e.read_url("PUBLIC_BASE_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/")
 
-
-# --- Cache engine (cacheops.engine; options read lazily through cacheops.conf) -----------------
+# --- Cache engine (cacheops.engine; defaults and meanings in cacheops/conf.py) ------------------
 def _ttl_overrides() -> dict[str, int]:
     """Return CACHE_TTL_<POLICY> overrides, refusing names that are not policies."""
     from cacheops.policies import DEFAULT_POLICIES  # the one table of policy names
@@ -356,61 +350,61 @@ def _ttl_overrides() -> dict[str, int]:
     return overrides
 
 
-CACHEOPS_ENGINE = {
-    "KEY_NAMESPACE": CACHE_KEY_NAMESPACE,
-    "MAX_ITEM_SIZE_KB": e.read_int("CACHE_MAX_ITEM_SIZE_KB", 512, minimum=1),
-    "L1_TTL_S": e.read_float("CACHE_L1_TTL_S", 5.0),
-    "L1_MAX_ENTRIES": e.read_int("CACHE_L1_MAX_ENTRIES", 5000, minimum=0),
-    "L1_MAX_BYTES": e.read_int("CACHE_L1_MAX_BYTES", 64 * 1024 * 1024, minimum=0),
-    "LOCK_TTL_S": e.read_float("CACHE_LOCK_TTL_S", 30.0, minimum=0.1),
-    "LOCK_WAIT_S": e.read_float("CACHE_LOCK_WAIT_S", 20.0),
-    "REFRESH_WORKERS": e.read_int("CACHE_REFRESH_WORKERS", 4, minimum=1, maximum=64),
-    # Misses a web process lets block its request threads at once, plus how many may queue for a slot and how
-    # long (cacheops.engine.MissGate); gunicorn's --threads must exceed the two counts together (Procfile: 8).
-    "MISS_CONCURRENCY": e.read_int("CACHE_MISS_CONCURRENCY", 4, minimum=0),
-    "MISS_QUEUE": e.read_int("CACHE_MISS_QUEUE", 2, minimum=0),
-    "MISS_QUEUE_WAIT_S": e.read_float("CACHE_MISS_QUEUE_WAIT_S", 1.0, minimum=0.0),
-    "XFETCH_BETA": e.read_float("CACHE_XFETCH_BETA", 1.0),
-    "REDIS_BREAKER": {
-        "FAILURES": e.read_int("CACHE_REDIS_BREAKER_FAILURES", 5, minimum=1),
-        "WINDOW_S": e.read_float("CACHE_REDIS_BREAKER_WINDOW_S", 120.0, minimum=0.1),
-        "OPEN_S": e.read_float("CACHE_REDIS_BREAKER_OPEN_S", 60.0, minimum=0.01),
-        "HALF_OPEN_SUCCESSES": e.read_int("CACHE_REDIS_BREAKER_SUCCESSES", 3, minimum=1),
-        "PROBE_INTERVAL_S": e.read_float("CACHE_REDIS_BREAKER_PROBE_S", 1.0, minimum=0.0),
-    },
-    "UPSTREAM_BREAKER": {
-        "FAILURES": e.read_int("CACHE_UPSTREAM_BREAKER_FAILURES", 5, minimum=1),
-        "OPEN_S": e.read_float("CACHE_UPSTREAM_BREAKER_OPEN_S", 30.0, minimum=0.01),
-        "MAX_OPEN_S": e.read_float("CACHE_UPSTREAM_BREAKER_MAX_OPEN_S", 300.0, minimum=0.01),
-    },
-    # Per caller's key (cacheops.callers): a key JobNimbus refused is not sent, nor served from cache, for
-    # REFUSED_KEY_TTL_S; cached answers go to a key only while JobNimbus accepted it within KEY_REVALIDATE_S (the
-    # bound for a revoked key that only hits cache); a key answered 429 waits its Retry-After, up to KEY_BACKOFF_MAX_S.
-    "REFUSED_KEY_TTL_S": e.read_float("CACHE_REFUSED_KEY_TTL_S", 60.0, minimum=1.0),
-    "KEY_REVALIDATE_S": e.read_float("CACHE_KEY_REVALIDATE_S", 300.0, minimum=1.0),
-    "KEY_BACKOFF_MAX_S": e.read_float("CACHE_KEY_BACKOFF_MAX_S", 300.0, minimum=1.0),
-    "TTL_OVERRIDES": _ttl_overrides(),
-}
+CACHEOPS_ENGINE = e.given(
+    # CACHE_ENABLED=false: every read bypasses the cache.
+    ENABLED=e.read_bool("CACHE_ENABLED", None),
+    KEY_NAMESPACE=_namespace or None,
+    MAX_ITEM_SIZE_KB=e.read_int("CACHE_MAX_ITEM_SIZE_KB", None, minimum=1),
+    L1_TTL_S=e.read_float("CACHE_L1_TTL_S", None),
+    L1_MAX_ENTRIES=e.read_int("CACHE_L1_MAX_ENTRIES", None, minimum=0),
+    L1_MAX_BYTES=e.read_int("CACHE_L1_MAX_BYTES", None, minimum=0),
+    LOCK_TTL_S=e.read_float("CACHE_LOCK_TTL_S", None, minimum=0.1),
+    LOCK_WAIT_S=e.read_float("CACHE_LOCK_WAIT_S", None),
+    REFRESH_WORKERS=e.read_int("CACHE_REFRESH_WORKERS", None, minimum=1, maximum=64),
+    # gunicorn's --threads must exceed MISS_CONCURRENCY and MISS_QUEUE together (Procfile: 8; defaults 4 + 2).
+    MISS_CONCURRENCY=e.read_int("CACHE_MISS_CONCURRENCY", None, minimum=0),
+    MISS_QUEUE=e.read_int("CACHE_MISS_QUEUE", None, minimum=0),
+    MISS_QUEUE_WAIT_S=e.read_float("CACHE_MISS_QUEUE_WAIT_S", None, minimum=0.0),
+    XFETCH_BETA=e.read_float("CACHE_XFETCH_BETA", None),
+    REDIS_BREAKER=e.given(
+        FAILURES=e.read_int("CACHE_REDIS_BREAKER_FAILURES", None, minimum=1),
+        WINDOW_S=e.read_float("CACHE_REDIS_BREAKER_WINDOW_S", None, minimum=0.1),
+        OPEN_S=e.read_float("CACHE_REDIS_BREAKER_OPEN_S", None, minimum=0.01),
+        HALF_OPEN_SUCCESSES=e.read_int("CACHE_REDIS_BREAKER_SUCCESSES", None, minimum=1),
+        PROBE_INTERVAL_S=e.read_float("CACHE_REDIS_BREAKER_PROBE_S", None, minimum=0.0),
+    )
+    or None,
+    UPSTREAM_BREAKER=e.given(
+        FAILURES=e.read_int("CACHE_UPSTREAM_BREAKER_FAILURES", None, minimum=1),
+        OPEN_S=e.read_float("CACHE_UPSTREAM_BREAKER_OPEN_S", None, minimum=0.01),
+        MAX_OPEN_S=e.read_float("CACHE_UPSTREAM_BREAKER_MAX_OPEN_S", None, minimum=0.01),
+    )
+    or None,
+    REFUSED_KEY_TTL_S=e.read_float("CACHE_REFUSED_KEY_TTL_S", None, minimum=1.0),
+    KEY_REVALIDATE_S=e.read_float("CACHE_KEY_REVALIDATE_S", None, minimum=1.0),
+    KEY_BACKOFF_MAX_S=e.read_float("CACHE_KEY_BACKOFF_MAX_S", None, minimum=1.0),
+    TTL_OVERRIDES=_ttl_overrides() or None,
+)
 
 # --- Dashboard (metric history, alerts, warming, TTL tuning: dashboard.*, cacheops.history/warming/tuning) --
-DASHBOARD = {
-    "MINUTE_RETENTION_H": e.read_int("DASHBOARD_MINUTE_RETENTION_H", 48, minimum=1),
-    "HOUR_RETENTION_D": e.read_int("DASHBOARD_HOUR_RETENTION_D", 90, minimum=1),
-    "ALERT_WINDOW_MIN": e.read_int("ALERT_WINDOW_MIN", 15, minimum=1),
-    "ALERT_LOW_HIT_RATE": e.read_float("ALERT_LOW_HIT_RATE", 0.60),
-    "ALERT_MIN_REQUESTS": e.read_int("ALERT_MIN_REQUESTS", 100, minimum=0),
-    "ALERT_INVALIDATIONS_PER_H": e.read_int("ALERT_INVALIDATIONS_PER_H", 50, minimum=1),
-    "ALERT_REDIS_MEMORY_RATIO": e.read_float("ALERT_REDIS_MEMORY_RATIO", 0.80),
-    "ALERT_UPSTREAM_ERROR_RATE": e.read_float("ALERT_UPSTREAM_ERROR_RATE", 0.20),
-    "ALERT_P95_CACHED_MS": e.read_float("ALERT_P95_CACHED_MS", 50.0),
-    "ALERT_EMAILS": e.read_list("ALERT_EMAILS", []),
-    "SLACK_WEBHOOK_URL": e.read_str("SLACK_WEBHOOK_URL", "") or "",
-    "TUNER_WINDOW_H": e.read_int("TTL_TUNER_WINDOW_H", 24, minimum=1),
-    "WARM_MAX_PER_RUN": e.read_int("CACHE_WARM_MAX_PER_RUN", 50, minimum=0, maximum=1000),
+DASHBOARD = e.given(
+    MINUTE_RETENTION_H=e.read_int("DASHBOARD_MINUTE_RETENTION_H", None, minimum=1),
+    HOUR_RETENTION_D=e.read_int("DASHBOARD_HOUR_RETENTION_D", None, minimum=1),
+    ALERT_WINDOW_MIN=e.read_int("ALERT_WINDOW_MIN", None, minimum=1),
+    ALERT_LOW_HIT_RATE=e.read_float("ALERT_LOW_HIT_RATE", None),
+    ALERT_MIN_REQUESTS=e.read_int("ALERT_MIN_REQUESTS", None, minimum=0),
+    ALERT_INVALIDATIONS_PER_H=e.read_int("ALERT_INVALIDATIONS_PER_H", None, minimum=1),
+    ALERT_REDIS_MEMORY_RATIO=e.read_float("ALERT_REDIS_MEMORY_RATIO", None),
+    ALERT_UPSTREAM_ERROR_RATE=e.read_float("ALERT_UPSTREAM_ERROR_RATE", None),
+    ALERT_P95_CACHED_MS=e.read_float("ALERT_P95_CACHED_MS", None),
+    ALERT_EMAILS=e.read_list("ALERT_EMAILS", None),
+    SLACK_WEBHOOK_URL=e.read_str("SLACK_WEBHOOK_URL"),
+    TUNER_WINDOW_H=e.read_int("TTL_TUNER_WINDOW_H", None, minimum=1),
+    WARM_MAX_PER_RUN=e.read_int("CACHE_WARM_MAX_PER_RUN", None, minimum=0, maximum=1000),
     # mcp_tools re-runs a tool with the instance's server-held key; cacheops may not import it.
-    "WARMER": "mcp_tools.warmer.warm_read",
-}
-DASHBOARD_TUNE_INTERVAL_S = e.read_int("TTL_TUNE_INTERVAL_S", 6 * 3600, minimum=60)
+    WARMER="mcp_tools.warmer.warm_read",
+)
+_tune_interval_s = e.read_int("TTL_TUNE_INTERVAL_S", 6 * 3600, minimum=60)
 CELERY_BEAT_SCHEDULE.update(
     {
         "rollup-cache-metrics": {"task": "dashboard.rollup_metrics", "schedule": 60.0, "options": {"expires": 60.0}},
@@ -419,8 +413,8 @@ CELERY_BEAT_SCHEDULE.update(
         "warm-cache": {"task": "dashboard.warm_cache", "schedule": 60.0, "options": {"expires": 60.0}},
         "tune-cache-ttls": {
             "task": "dashboard.tune_ttls",
-            "schedule": float(DASHBOARD_TUNE_INTERVAL_S),
-            "options": {"expires": float(DASHBOARD_TUNE_INTERVAL_S)},
+            "schedule": float(_tune_interval_s),
+            "options": {"expires": float(_tune_interval_s)},
         },
     }
 )

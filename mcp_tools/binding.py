@@ -41,6 +41,7 @@ from redis.exceptions import RedisError
 
 from cacheops.api import binding_key
 from cacheops.errors import CacheBackendError
+from mcp_tools.conf import mcp_setting
 from mcp_tools.protocol.errors import HttpProblem
 from mcp_tools.tenancy import INSTANCE_HEADER, Caller
 
@@ -86,7 +87,7 @@ def redis_key(tenant: str) -> str:
 
 def check(caller: Caller) -> None:
     """Return when the caller's key may call tools on the instance it names; raise KeyNotForInstance if not."""
-    mode = settings.JOBNIMBUS_KEY_INSTANCE_BINDING
+    mode = mcp_setting("KEY_INSTANCE_BINDING")
     if mode == "off" or caller.api_key is None or caller.instance is None:
         return
     if mode == "strict":
@@ -112,7 +113,7 @@ def release(tenant: str) -> bool:
 
 def _check_registered(api_key: str, instance: str) -> None:
     digest = hashlib.sha256(api_key.encode()).hexdigest()
-    if digest in settings.JOBNIMBUS_KEY_SHA256.get(instance, frozenset()):
+    if digest in mcp_setting("KEY_SHA256").get(instance, frozenset()):
         return
     raise KeyNotForInstance(
         f"This API key is not registered for JobNimbus instance {instance!r} ({INSTANCE_HEADER}). Ask the "

@@ -29,7 +29,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from django.conf import settings
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError, ResponseError
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
@@ -37,6 +36,7 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 from cacheops.api import throttle_budget, throttle_window_key
 from cacheops.errors import CacheBackendError
 from mcp_tools import binding
+from mcp_tools.conf import mcp_setting
 from mcp_tools.protocol.errors import Throttled
 from mcp_tools.tenancy import Caller
 
@@ -123,7 +123,7 @@ class FixedWindowThrottle(SimpleRateThrottle):
     """
 
     scope = "mcp"
-    rate_setting = "MCP_THROTTLE_RATE"
+    rate_setting = "THROTTLE_RATE"  # the option of settings.MCP (mcp_tools.conf) holding this budget's rate
     kind = "mcp"  # which budget refused, in a 429's data
     refused = "Too many requests"
 
@@ -136,7 +136,7 @@ class FixedWindowThrottle(SimpleRateThrottle):
         self.limit, self.window_s = int(limit or 0), int(window_s or 1)
 
     def get_rate(self) -> str:
-        return str(getattr(settings, self.rate_setting))
+        return str(mcp_setting(self.rate_setting))
 
     def refusal_text(self) -> str:
         """Return what a 429 from this budget says before its retry time."""
@@ -231,7 +231,7 @@ class TenantRateThrottle(FixedWindowThrottle):
     """MCP_THROTTLE_RATE requests per API key (the tenant id, an HMAC of the key)."""
 
     scope = "mcp_tenant"
-    rate_setting = "MCP_THROTTLE_RATE"
+    rate_setting = "THROTTLE_RATE"
     kind = "key"
     refused = "Too many requests for this API key"
 
@@ -244,7 +244,7 @@ class AddressRateThrottle(FixedWindowThrottle):
     """MCP_THROTTLE_ADDRESS_RATE requests per client address (`cacheops.http.client_address`), whatever their keys."""
 
     scope = "mcp_address"
-    rate_setting = "MCP_THROTTLE_ADDRESS_RATE"
+    rate_setting = "THROTTLE_ADDRESS_RATE"
     kind = "address"
     refused = "Too many requests from your address"
 
@@ -253,7 +253,7 @@ class InstanceRateThrottle(FixedWindowThrottle):
     """MCP_THROTTLE_INSTANCE_RATE tool calls per configured instance, across every key and address."""
 
     scope = "mcp_instance"
-    rate_setting = "MCP_THROTTLE_INSTANCE_RATE"
+    rate_setting = "THROTTLE_INSTANCE_RATE"
     kind = "instance"
 
     def refusal_text(self) -> str:
@@ -281,7 +281,7 @@ class AddressKeysThrottle(FixedWindowThrottle):
     """
 
     scope = "mcp_address_keys"
-    rate_setting = "MCP_THROTTLE_ADDRESS_KEYS"
+    rate_setting = "THROTTLE_ADDRESS_KEYS"
     kind = "address_keys"
     refused = "Too many different API keys from your address"
 

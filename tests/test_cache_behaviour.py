@@ -277,7 +277,7 @@ def test_open_redis_breaker_skips_l2(cache_backend: CacheEnv) -> None:
 
 
 def test_cache_disabled_is_a_pure_bypass(cache_backend: CacheEnv) -> None:
-    cache_backend.settings.CACHE_ENABLED = False
+    cache_backend.settings.CACHEOPS_ENGINE = {**cache_backend.settings.CACHEOPS_ENGINE, "ENABLED": False}
     statuses = [cache_backend.read().status for _ in range(2)]
     assert statuses == ["bypass", "bypass"]
     assert cache_backend.calls == ["fetch", "fetch"]

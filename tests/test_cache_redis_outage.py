@@ -65,7 +65,6 @@ def own_redis(settings: Any) -> Iterator[OwnRedis]:
         # No prober (it would close the breaker within its interval): these tests follow the half-open path.
         REDIS_BREAKER={"FAILURES": 5, "WINDOW_S": 120.0, "OPEN_S": OPEN_S, "PROBE_INTERVAL_S": 0.0},
     )
-    settings.CACHE_ENABLED = True
     engine.reset_engine()
     yield server
     engine.reset_engine()

@@ -19,6 +19,7 @@ from cacheops import engine as engine_module
 from cacheops import history, warming
 from cacheops.api import CacheScope, ReadRequest, invalidate_tags, list_tag, read_through, tenant_id
 from cacheops.policies import effective_policy
+from dashboard.conf import configured_warmer
 from tests.fixtures.clock import Clock
 
 pytestmark = pytest.mark.django_db
@@ -85,7 +86,7 @@ def test_invalidated_popular_keys_are_rewarmed_most_read_first_and_bounded(moved
     invalidate_tags("demo", [list_tag("contact")])
     engine_module.engine().l1.clear()
     FETCHES.clear()
-    report = warming.run(3)
+    report = warming.run(3, configured_warmer())
     assert (report.warmed, report.failed) == (3, 0)
     assert sorted(f["page"] for f in FETCHES) == [2, 3, 4]  # the three most read, three upstream calls
     engine_module.engine().l1.clear()
@@ -97,7 +98,7 @@ def test_keys_of_callers_tenants_are_never_warmed(moved_clock: Clock) -> None:
     _prime(moved_clock, 1, reads=50, tenant="a-callers-tenant")
     invalidate_tags("demo", [list_tag("contact")])
     FETCHES.clear()
-    report = warming.run(3)
+    report = warming.run(3, configured_warmer())
     assert report.warmed == 0
     assert report.skipped_no_key == 1
     assert FETCHES == []
@@ -115,7 +116,7 @@ def test_fresh_keys_are_left_alone_and_expiring_ones_refreshed(
     monkeypatch.setattr(engine_module, "wall_clock", lambda: wall_clock() + policy.fresh_s + 10)
     engine_module.engine().l1.clear()
     FETCHES.clear()
-    report = warming.run(3)
+    report = warming.run(3, configured_warmer())
     assert report.warmed == 1
     assert engine_module.engine().wait_idle()
     assert FETCHES == [{"page": 2}]  # the background refresh of the aging entry; the fresh one untouched
@@ -127,10 +128,10 @@ def test_without_a_warmer_or_a_server_key_nothing_happens(settings: Any, moved_c
     _prime(moved_clock, 1, reads=5)
     invalidate_tags("demo", [list_tag("contact")])
     settings.DASHBOARD = {"WARMER": ""}
-    assert warming.run(3).warmed == 0
+    assert warming.run(3, configured_warmer()).warmed == 0
     settings.DASHBOARD = {"WARMER": "tests.test_dashboard_warming.warm_with_fetch"}
     settings.JOBNIMBUS_INSTANCES = {"demo": {"api_key": None, "webhook_secret": None}}
-    assert warming.run(3).warmed == 0
+    assert warming.run(3, configured_warmer()).warmed == 0
 
 
 def test_warm_cache_command_shows_progress(moved_clock: Clock) -> None:

@@ -385,7 +385,7 @@ def test_chunked_mcp_and_compat_bodies_are_read(client: Client, settings: Any) -
     assert answer.json()["result"]["protocolVersion"] == "2025-06-18"
     listed = _chunked(client, "/mcp/tools/list", b"{}")
     assert listed.json()["success"] is True
-    settings.MCP_MAX_BODY_BYTES = 1024
+    settings.MCP = {**settings.MCP, "MAX_BODY_BYTES": 1024}
     assert _chunked(client, "/mcp", b'{"pad": "' + b"x" * 2000 + b'"}').status_code == 413
 
 

@@ -125,7 +125,6 @@ def engine_on(settings: Any) -> Iterator[Callable[..., str]]:
         namespace = f"hardening-{uuid.uuid4().hex[:8]}:"
         settings.CACHES = caches_setting(url, ZSTD)
         settings.CACHEOPS_ENGINE = engine_setting_for(namespace, **engine_options)
-        settings.CACHE_ENABLED = True
         engine.reset_engine()
         return namespace
 

@@ -132,7 +132,7 @@ def window_start(monkeypatch: pytest.MonkeyPatch, seconds: int) -> float:
 def test_random_keys_from_one_address_are_refused_after_its_key_budget_without_an_upstream_call(
     client: Client, settings: Any, cache_backend: CacheEnv, fake_jobnimbus: FakeJobNimbus
 ) -> None:
-    settings.MCP_THROTTLE_ADDRESS_KEYS = "20/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_ADDRESS_KEYS": "20/min"}
     fake_jobnimbus.fail = AuthError("invalid API key")  # JobNimbus knows none of them
     address = new_address()
     body = call_body("get_contacts", size=1)
@@ -152,7 +152,7 @@ def test_random_keys_from_one_address_are_refused_after_its_key_budget_without_a
 def test_a_key_already_admitted_keeps_working_when_its_address_tries_new_keys(
     client: Client, settings: Any, fake_catalog: FakeCatalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings.MCP_THROTTLE_ADDRESS_KEYS = "3/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_ADDRESS_KEYS": "3/min"}
     address, regular = new_address(), new_api_key()
     assert post(client, call_body(), regular, address).status_code == 200
     assert [post(client, call_body(), new_api_key(), address).status_code for _ in range(4)] == [200, 200, 429, 429]
@@ -164,7 +164,7 @@ def test_a_key_already_admitted_keeps_working_when_its_address_tries_new_keys(
 def test_the_address_rate_bounds_requests_across_its_keys(
     client: Client, settings: Any, fake_catalog: FakeCatalog
 ) -> None:
-    settings.MCP_THROTTLE_ADDRESS_RATE = "30/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_ADDRESS_RATE": "30/min"}
     address = new_address()
     keys = [new_api_key() for _ in range(3)]
     statuses = [post(client, call_body(), key, address).status_code for _ in range(20) for key in keys]
@@ -180,8 +180,7 @@ def test_the_address_rate_bounds_requests_across_its_keys(
 def test_a_key_over_its_own_rate_does_not_spend_its_neighbours_address_budget(
     client: Client, settings: Any, fake_catalog: FakeCatalog
 ) -> None:
-    settings.MCP_THROTTLE_RATE = "5/min"
-    settings.MCP_THROTTLE_ADDRESS_RATE = "20/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_RATE": "5/min", "THROTTLE_ADDRESS_RATE": "20/min"}
     address = new_address()
     noisy = new_api_key()
     assert [post(client, PING, noisy, address).status_code for _ in range(50)].count(200) == 5
@@ -195,7 +194,7 @@ def test_the_instance_rate_bounds_tool_calls_across_keys_and_addresses(
     client: Client, settings: Any, fake_catalog: FakeCatalog
 ) -> None:
     a, b = two_instances(settings)
-    settings.MCP_THROTTLE_INSTANCE_RATE = "20/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_INSTANCE_RATE": "20/min"}
     callers = [(new_api_key(), new_address()) for _ in range(5)]
     statuses = [
         post(client, call_body(), key, address, **{"X-JobNimbus-Instance": a}).status_code
@@ -218,8 +217,7 @@ def test_a_caller_refused_by_its_own_budget_spends_nothing_of_the_instance_budge
     client: Client, settings: Any, fake_catalog: FakeCatalog
 ) -> None:
     (instance, _) = two_instances(settings)
-    settings.MCP_THROTTLE_RATE = "5/min"
-    settings.MCP_THROTTLE_INSTANCE_RATE = "20/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_RATE": "5/min", "THROTTLE_INSTANCE_RATE": "20/min"}
     named = {"X-JobNimbus-Instance": instance}
     noisy, noisy_address = new_api_key(), new_address()
     assert [post(client, call_body(), noisy, noisy_address, **named).status_code for _ in range(100)].count(200) == 5
@@ -234,7 +232,7 @@ def test_a_caller_refused_by_its_own_budget_spends_nothing_of_the_instance_budge
 def test_a_spoofed_forwarded_for_is_ignored_unless_a_proxy_is_trusted(
     client: Client, settings: Any, fake_catalog: FakeCatalog
 ) -> None:
-    settings.MCP_THROTTLE_ADDRESS_KEYS = "3/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_ADDRESS_KEYS": "3/min"}
     address = new_address()
     statuses = [
         post(client, call_body(), new_api_key(), address, **{"X-Forwarded-For": new_address()}).status_code
@@ -283,7 +281,7 @@ def test_client_address(settings: Any, remote: str, forwarded: str, hops: int, e
 def test_eight_threads_at_a_window_start_are_admitted_exactly_the_rate(
     settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings.MCP_THROTTLE_RATE = "400/min"  # blocks of 8: the old lease race lost most of them
+    settings.MCP = {**settings.MCP, "THROTTLE_RATE": "400/min"}  # blocks of 8: the old lease race lost most of them
     window_start(monkeypatch, 60)
     key, address = new_api_key(), new_address()
 
@@ -299,7 +297,8 @@ def test_eight_threads_at_a_window_start_are_admitted_exactly_the_rate(
 def test_every_budget_admits_exactly_its_rate_to_parallel_threads(
     settings: Any, monkeypatch: pytest.MonkeyPatch, throttle: type[FixedWindowThrottle]
 ) -> None:
-    settings.MCP_THROTTLE_RATE = settings.MCP_THROTTLE_ADDRESS_RATE = settings.MCP_THROTTLE_INSTANCE_RATE = "500/min"
+    rates = ("THROTTLE_RATE", "THROTTLE_ADDRESS_RATE", "THROTTLE_INSTANCE_RATE")
+    settings.MCP = {**settings.MCP, **dict.fromkeys(rates, "500/min")}
     window_start(monkeypatch, 60)
     ident = "ident-" + secrets.token_hex(6)
     admitted = in_threads(8, lambda: sum(throttle(ident).allow_request(None, None) for _ in range(100)))
@@ -407,7 +406,7 @@ def test_refused_calls_spend_nothing_of_the_named_instance_budget(
     client: Client, settings: Any, fake_catalog: FakeCatalog
 ) -> None:
     a, b = two_instances(settings)
-    settings.MCP_THROTTLE_INSTANCE_RATE = "10/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_INSTANCE_RATE": "10/min"}
     rogue, address = new_api_key(), new_address()
     assert post(client, call_body(), rogue, address, **{"X-JobNimbus-Instance": a}).status_code == 200
     assert {
@@ -468,8 +467,8 @@ def test_strict_mode_admits_only_keys_registered_for_the_instance(
 ) -> None:
     a, b = two_instances(settings)
     key, other = new_api_key(), new_api_key()
-    settings.JOBNIMBUS_KEY_INSTANCE_BINDING = "strict"
-    settings.JOBNIMBUS_KEY_SHA256 = {a: frozenset({hashlib.sha256(key.encode()).hexdigest()}), b: frozenset()}
+    digests = {a: frozenset({hashlib.sha256(key.encode()).hexdigest()}), b: frozenset()}
+    settings.MCP = {**settings.MCP, "KEY_INSTANCE_BINDING": "strict", "KEY_SHA256": digests}
     address = new_address()
     assert post(client, call_body(), key, address, **{"X-JobNimbus-Instance": a}).status_code == 200
     refused = post(client, call_body(), key, address, **{"X-JobNimbus-Instance": b})
@@ -481,7 +480,7 @@ def test_strict_mode_admits_only_keys_registered_for_the_instance(
 
 def test_with_binding_off_any_key_names_any_instance(client: Client, settings: Any, fake_catalog: FakeCatalog) -> None:
     a, b = two_instances(settings)
-    settings.JOBNIMBUS_KEY_INSTANCE_BINDING = "off"
+    settings.MCP = {**settings.MCP, "KEY_INSTANCE_BINDING": "off"}
     key, address = new_api_key(), new_address()
     for instance in (a, b, a):
         assert post(client, call_body(), key, address, **{"X-JobNimbus-Instance": instance}).status_code == 200
@@ -494,8 +493,8 @@ def _settings_check(overrides: dict[str, str]) -> subprocess.CompletedProcess[st
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBNIMBUS_", "MCP_", "DJANGO_"))}
     env.update({"DJANGO_SECRET_KEY": "x" * 40, "PYTHONPATH": str(ROOT), **overrides})
     code = (
-        "import django; django.setup(); from django.conf import settings as s; "
-        "print(s.MCP_THROTTLE_ADDRESS_RATE, s.MCP_THROTTLE_INSTANCE_RATE, s.MCP_THROTTLE_ADDRESS_KEYS)"
+        "import django; django.setup(); from mcp_tools.conf import mcp_setting as m; "
+        "print(m('THROTTLE_ADDRESS_RATE'), m('THROTTLE_INSTANCE_RATE'), m('THROTTLE_ADDRESS_KEYS'))"
     )
     return subprocess.run(
         [sys.executable, "-c", code],

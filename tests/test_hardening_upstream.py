@@ -67,8 +67,7 @@ def real_cache(settings: Any) -> Iterator[redis.Redis]:
     namespace = f"hardening-{uuid.uuid4().hex[:10]}:"
     settings.CACHES = caches_setting(url, ZSTD)
     settings.CACHEOPS_ENGINE = engine_setting_for(namespace)
-    settings.CACHE_ENABLED = True
-    settings.MCP_THROTTLE_RATE = "1000000/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_RATE": "1000000/min"}
     engine.reset_engine()
     raw = redis.Redis.from_url(url)
     yield raw

@@ -40,7 +40,7 @@ def test_auto_client_discovers_and_speaks_2026(mcp_server: McpServer) -> None:
 
 @pytest.mark.parametrize("era", ["legacy", "auto"])
 def test_tools_list_follows_cursors(mcp_server: McpServer, settings: Any, fake_catalog: FakeCatalog, era: Any) -> None:
-    settings.MCP_TOOLS_PAGE_SIZE = 2
+    settings.MCP = {**settings.MCP, "TOOLS_PAGE_SIZE": 2}
     names = [tool.name for tool in mcp_list_tools(mcp_server, era=era)]
     assert names == [spec.name for spec in fake_catalog.specs]
 

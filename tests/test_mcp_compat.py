@@ -82,7 +82,7 @@ def test_missing_key_is_401(client: Client) -> None:
 
 
 def test_oversized_is_413(client: Client, settings: Any) -> None:
-    settings.MCP_MAX_BODY_BYTES = 1024
+    settings.MCP = {**settings.MCP, "MAX_BODY_BYTES": 1024}
     response = call(client, {"name": "echo", "arguments": {"text": "x" * 2000}})
     assert response.status_code == 413
 

@@ -112,7 +112,7 @@ def test_tools_list_without_key_lists_declarations(client: Client) -> None:
 
 
 def test_tools_list_pages_with_opaque_cursors(client: Client, settings: Any, fake_catalog: FakeCatalog) -> None:
-    settings.MCP_TOOLS_PAGE_SIZE = 3
+    settings.MCP = {**settings.MCP, "TOOLS_PAGE_SIZE": 3}
     names: list[str] = []
     cursor = None
     for _ in range(5):
@@ -275,7 +275,7 @@ def test_local_origins_are_allowed(client: Client, origin: str) -> None:
 
 
 def test_configured_origin_is_allowed(client: Client, settings: Any) -> None:
-    settings.MCP_ALLOWED_ORIGINS = ["https://app.example.com"]
+    settings.MCP = {**settings.MCP, "ALLOWED_ORIGINS": ["https://app.example.com"]}
     assert post(client, rpc("ping"), headers={"Origin": "https://app.example.com"}).status_code == 200
     assert post(client, rpc("ping"), headers={"Origin": "http://localhost:1"}).status_code == 403
 
@@ -288,7 +288,7 @@ def test_unsupported_legacy_version_header_is_400(client: Client) -> None:
 
 
 def test_oversized_body_is_413_before_parsing(client: Client, settings: Any) -> None:
-    settings.MCP_MAX_BODY_BYTES = 2048
+    settings.MCP = {**settings.MCP, "MAX_BODY_BYTES": 2048}
     response = post(client, None, raw=b"[" * 5000)  # would be a parse error if it were parsed
     assert response.status_code == 413
     assert "2048" in response.json()["error"]["message"]

@@ -32,7 +32,7 @@ def post(client: Client, key: str | None) -> Any:
 
 @pytest.mark.redis
 def test_tenant_over_its_rate_gets_429_with_retry_after(client: Client, settings: Any) -> None:
-    settings.MCP_THROTTLE_RATE = "2/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_RATE": "2/min"}
     key = new_api_key()
     assert [post(client, key).status_code for _ in range(2)] == [200, 200]
     refused = post(client, key)
@@ -44,7 +44,7 @@ def test_tenant_over_its_rate_gets_429_with_retry_after(client: Client, settings
 
 @pytest.mark.redis
 def test_compat_endpoint_shares_the_budget(client: Client, settings: Any) -> None:
-    settings.MCP_THROTTLE_RATE = "1/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_RATE": "1/min"}
     key = new_api_key()
     assert post(client, key).status_code == 200
     body = orjson.dumps({"name": "echo", "arguments": {"text": "x"}})
@@ -57,7 +57,7 @@ def test_compat_endpoint_shares_the_budget(client: Client, settings: Any) -> Non
 
 
 def test_callers_without_key_are_not_counted(client: Client, settings: Any) -> None:
-    settings.MCP_THROTTLE_RATE = "1/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_RATE": "1/min"}
     ping = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"})
     statuses = {client.post("/mcp", data=ping, content_type="application/json").status_code for _ in range(3)}
     assert statuses == {200}
@@ -74,7 +74,7 @@ def test_dead_redis_fails_open_and_pauses(client: Client, settings: Any, monkeyp
         return real_count(self, key, amount)
 
     monkeypatch.setattr(TenantRateThrottle, "_count", counting)
-    settings.MCP_THROTTLE_RATE = "1/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_RATE": "1/min"}
     key = new_api_key()
     assert [post(client, key).status_code for _ in range(3)] == [200, 200, 200]
     assert len(attempts) == 1  # after the first failure the throttle stands aside instead of retrying Redis
@@ -82,7 +82,7 @@ def test_dead_redis_fails_open_and_pauses(client: Client, settings: Any, monkeyp
 
 @pytest.mark.redis
 def test_unreadable_counter_is_dropped_not_fatal(client: Client, settings: Any) -> None:
-    settings.MCP_THROTTLE_RATE = "5/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_RATE": "5/min"}
     key = new_api_key()
     throttle = TenantRateThrottle(tenant_id(key))
     throttle.allow_request(None, None)  # learns this window's key (and counts one request)
@@ -95,7 +95,7 @@ def test_unreadable_counter_is_dropped_not_fatal(client: Client, settings: Any) 
 
 @pytest.mark.redis
 def test_counter_key_expires_with_its_window(client: Client, settings: Any) -> None:
-    settings.MCP_THROTTLE_RATE = "5/min"
+    settings.MCP = {**settings.MCP, "THROTTLE_RATE": "5/min"}
     key = new_api_key()
     assert post(client, key).status_code == 200
     throttle = TenantRateThrottle(tenant_id(key))
@@ -109,7 +109,7 @@ def test_counter_key_expires_with_its_window(client: Client, settings: Any) -> N
 def test_processes_share_the_budget_and_most_requests_skip_redis(
     settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings.MCP_THROTTLE_RATE = "100/hour"  # blocks of 2
+    settings.MCP = {**settings.MCP, "THROTTLE_RATE": "100/hour"}  # blocks of 2
     tenant = tenant_id(new_api_key())
     trips: list[int] = []
     real_count = TenantRateThrottle._count

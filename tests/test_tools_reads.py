@@ -175,7 +175,7 @@ def test_users_settings_and_webhooks(
         {"id": "u0", "first_name": "U", "email": "u@x.co"},
     )
     assert call(tool_ctx, "get_account_settings").structured["taskTypes"][0]["name"] == "Appointment"
-    settings.PUBLIC_BASE_URL = "https://mcp.example.com"
+    settings.MCP = {**settings.MCP, "PUBLIC_BASE_URL": "https://mcp.example.com"}
     monkeypatch.setattr(
         account, "recent_webhook_deliveries", lambda instance, limit: [{"event_id": limit, "i": instance}]
     )

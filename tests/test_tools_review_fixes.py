@@ -93,7 +93,7 @@ def test_a_cached_read_jobnimbus_fails_reports_a_miss(fake_jobnimbus: FakeJobNim
 def test_with_the_cache_off_a_failed_read_is_a_bypass(
     fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext, settings: Any
 ) -> None:
-    settings.CACHE_ENABLED = False
+    settings.CACHEOPS_ENGINE = {**settings.CACHEOPS_ENGINE, "ENABLED": False}
     result = registry.call_tool(tool_ctx, "get_contact", {"jnid": "nope"})
     assert result.is_error
     assert result.cache is None

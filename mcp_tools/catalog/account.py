@@ -15,6 +15,7 @@ from cacheops.errors import CacheBackendError, UpstreamUnavailableError
 from mcp_tools.catalog.base import Args, ToolContext, ToolResult, ToolSpec
 from mcp_tools.catalog.declare import READ, SHAPING_PROPS, object_schema
 from mcp_tools.catalog.runtime import account_settings, cached, client, read, result
+from mcp_tools.conf import mcp_setting
 from mcp_tools.entities import ENTITIES, EntityRow, entity
 from mcp_tools.jobnimbus.errors import JobNimbusError
 from mcp_tools.shaping import DETAIL_OUTPUT_SCHEMA, LIST_OUTPUT_SCHEMA, detail_result, list_result
@@ -116,7 +117,7 @@ def _can_read(ctx: ToolContext, kind: str, jnid: str) -> bool:
 
 def webhook_setup(instance: str) -> dict[str, Any]:
     """Return how to point a JobNimbus automation at this server for `instance`."""
-    url = f"{settings.PUBLIC_BASE_URL}/webhooks/jobnimbus/{instance}"
+    url = f"{mcp_setting('PUBLIC_BASE_URL')}/webhooks/jobnimbus/{instance}"
     return {
         "instance": instance,
         "url": url,

@@ -12,10 +12,9 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
-from django.conf import settings
 from jsonschema import Draft202012Validator
 
-from cacheops.api import CacheOutcome
+from cacheops.api import CacheOutcome, cache_enabled
 from cacheops.errors import UpstreamError
 from mcp_tools.catalog import account, activities, contacts, financial, jobs
 from mcp_tools.catalog.args import ArgumentError
@@ -106,7 +105,7 @@ def _failed_read_meta(name: str) -> dict[str, Any] | None:
     for writes, uncached tools, and a cache switched off.
     """
     spec = _tools().get(name)
-    if spec is None or spec.policy is None or not getattr(settings, "CACHE_ENABLED", True):
+    if spec is None or spec.policy is None or not cache_enabled():
         return None
     return CacheOutcome.without_value("miss").meta()
 

@@ -1,4 +1,8 @@
-"""The client's options: `settings.JOBNIMBUS_CLIENT`, with per-client overrides on top, read lazily."""
+"""The client's options: `settings.JOBNIMBUS_CLIENT` over DEFAULTS, with per-client overrides on top, read lazily.
+
+DEFAULTS is the one place the defaults are written (settings.py passes only what the environment sets). Read on
+every `ClientConfig.load()`, so `override_settings` and pytest's `settings` apply to the next client built.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,21 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-# Setting key → field name; the settings module owns the defaults (env-driven), this only maps them.
+DEFAULTS: dict[str, Any] = {
+    # Per attempt: connecting (just over a TCP retransmit) and reading an answer.
+    "CONNECT_TIMEOUT_S": 3.05,
+    "READ_TIMEOUT_S": 10.0,
+    # A call with its retries never takes longer than this.
+    "TOTAL_BUDGET_S": 20.0,
+    "MAX_RETRIES": 3,
+    # Exponential backoff between retries (full jitter), capped.
+    "BACKOFF_BASE_S": 0.25,
+    "BACKOFF_MAX_S": 4.0,
+    # Pooled connections per process (one HTTP session per process).
+    "POOL_SIZE": 32,
+}
+
+# Setting key → field name.
 _KEYS = {
     "CONNECT_TIMEOUT_S": "connect_timeout_s",
     "READ_TIMEOUT_S": "read_timeout_s",
@@ -35,14 +53,12 @@ class ClientConfig:
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None) -> ClientConfig:
-        """Return settings.JOBNIMBUS_CLIENT with `overrides` (same keys) applied; raise naming a bad key."""
-        merged = {**getattr(settings, "JOBNIMBUS_CLIENT", {}), **(overrides or {})}
+        """Return settings.JOBNIMBUS_CLIENT over DEFAULTS with `overrides` (same keys) applied; raise naming a bad
+        key."""
+        merged = {**DEFAULTS, **getattr(settings, "JOBNIMBUS_CLIENT", {}), **(overrides or {})}
         unknown = sorted(set(merged) - set(_KEYS))
         if unknown:
             raise ImproperlyConfigured(f"JOBNIMBUS_CLIENT has unknown keys {unknown}; known: {sorted(_KEYS)}")
-        missing = sorted(set(_KEYS) - set(merged))
-        if missing:
-            raise ImproperlyConfigured(f"JOBNIMBUS_CLIENT is missing {missing}")
         config = cls(**{_KEYS[key]: value for key, value in merged.items()})
         config._check()
         return config

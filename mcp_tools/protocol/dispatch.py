@@ -6,7 +6,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from django.conf import settings
 from mcp_types import (
     SERVER_INFO_META_KEY,
     DiscoverResult,
@@ -19,6 +18,7 @@ from mcp_types import (
 from pydantic import ValidationError
 
 from mcp_tools.catalog.base import ToolContext
+from mcp_tools.conf import mcp_setting
 from mcp_tools.protocol import serverinfo, tools
 from mcp_tools.protocol.errors import Era, invalid_params, method_not_found
 from mcp_tools.protocol.versions import SUPPORTED_VERSIONS, Negotiated, negotiate_initialize
@@ -92,7 +92,7 @@ def discover(exchange: Exchange) -> Result:
         supported_versions=list(SUPPORTED_VERSIONS),
         capabilities=serverinfo.capabilities(),
         instructions=serverinfo.INSTRUCTIONS,
-        ttl_ms=settings.MCP_LIST_TTL_MS,
+        ttl_ms=mcp_setting("LIST_TTL_MS"),
         cache_scope="public",
     )
 
@@ -101,7 +101,7 @@ def list_tools(exchange: Exchange) -> Result:
     """Answer one page of the catalog. The list is the same for every caller, hence `public`."""
     page, next_cursor = tools.list_page(exchange.params.get("cursor"))
     return ListToolsResult.model_validate(
-        {"tools": page, "nextCursor": next_cursor, "ttlMs": settings.MCP_LIST_TTL_MS, "cacheScope": "public"}
+        {"tools": page, "nextCursor": next_cursor, "ttlMs": mcp_setting("LIST_TTL_MS"), "cacheScope": "public"}
     )
 
 

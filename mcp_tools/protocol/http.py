@@ -7,11 +7,11 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.http import HttpRequest
 
 from cacheops.http import BodyTooLarge, read_capped_body
 from cacheops.rest import CappedBodyParser
+from mcp_tools.conf import mcp_setting
 from mcp_tools.protocol import messages
 from mcp_tools.protocol.errors import (
     BadRequest,
@@ -44,7 +44,7 @@ def origin_allowed(origin: str, allowed: list[str]) -> bool:
 
 def check_origin(origin: str | None) -> None:
     """Refuse a browser request from an origin not in MCP_ALLOWED_ORIGINS (DNS-rebinding defence)."""
-    if origin is None or origin_allowed(origin, list(settings.MCP_ALLOWED_ORIGINS)):
+    if origin is None or origin_allowed(origin, list(mcp_setting("ALLOWED_ORIGINS"))):
         return
     raise ForbiddenOrigin(f"Origin {origin[:200]!r} is not allowed; add it to MCP_ALLOWED_ORIGINS to permit it")
 
@@ -72,7 +72,7 @@ def check_content_type(content_type: str | None) -> None:
 
 def read_limited(request: HttpRequest) -> bytes:
     """Return the body, or raise 413 past MCP_MAX_BODY_BYTES (chunked bodies too)."""
-    limit = settings.MCP_MAX_BODY_BYTES
+    limit = int(mcp_setting("MAX_BODY_BYTES"))
     try:
         return read_capped_body(request, limit)
     except BodyTooLarge:
@@ -89,7 +89,7 @@ class McpBodyParser(CappedBodyParser):
     allow_empty = False  # True: an empty body needs no Content-Type (the compat list takes no arguments)
 
     def max_bytes(self) -> int:
-        return int(settings.MCP_MAX_BODY_BYTES)
+        return int(mcp_setting("MAX_BODY_BYTES"))
 
     def too_large(self, limit: int) -> Exception:
         return _too_large(limit)

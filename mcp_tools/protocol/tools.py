@@ -9,13 +9,13 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from django.conf import settings
 from django.core import signing
 from mcp_types import CallToolResult, TextContent, Tool, ToolAnnotations
 
 from cacheops.api import CacheOutcome
 from mcp_tools.catalog import registry
 from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec
+from mcp_tools.conf import mcp_setting
 from mcp_tools.protocol.errors import invalid_params
 
 CACHE_META_KEY = "jobnimbus-mcp/cache"
@@ -49,7 +49,7 @@ def list_page(cursor: Any) -> tuple[list[dict[str, Any]], str | None]:
     """Return one page of tools from `cursor` (None for the first) and the cursor of the next page, if any."""
     tools = all_tools_json()
     start = _cursor_offset(cursor, len(tools))
-    end = start + settings.MCP_TOOLS_PAGE_SIZE
+    end = start + int(mcp_setting("TOOLS_PAGE_SIZE"))
     next_cursor = signing.dumps(end, salt=_CURSOR_SALT, compress=True) if end < len(tools) else None
     return tools[start:end], next_cursor
 

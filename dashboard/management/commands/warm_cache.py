@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from cacheops.reporting import run_warming
-from dashboard.conf import dashboard_setting
+from dashboard.conf import configured_warmer, dashboard_setting
 
 BAR_WIDTH = 30
 
@@ -21,7 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, limit: int | None = None, **options: Any) -> None:
         limit = int(dashboard_setting("WARM_MAX_PER_RUN")) if limit is None else limit
-        report = run_warming(limit, progress=self._bar)
+        report = run_warming(limit, configured_warmer(), progress=self._bar)
         self.stdout.write("")
         self.stdout.write(
             self.style.SUCCESS(
