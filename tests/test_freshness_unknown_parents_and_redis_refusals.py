@@ -1,5 +1,5 @@
-"""Freshness fixes from the review: parents looked up or dropped conservatively, Redis outages never exhaust an
-event's attempts, and a write's invalidation Redis refused is stored for the sweep.
+"""Freshness when a change names no parents or Redis refuses: parents looked up or dropped conservatively, Redis
+outages never exhaust an event's attempts, and a write's invalidation Redis refused is stored for the sweep.
 
 The sweep tests run at each instant of `moved_clock`: at the boundary instants the sweep's age cut-off, and the
 events a minute old, are in the month (or the year) before.
@@ -67,7 +67,7 @@ def _stored(entity: str, jnid: str, related: Sequence[str] = (), *, age_s: float
     return event
 
 
-# --- 7: changes that name no parents ---------------------------------------------------------------------------
+# --- changes that name no parents ---------------------------------------------------------------------------
 
 
 def test_a_change_naming_no_parents_drops_every_entry_of_the_parent_types() -> None:
@@ -124,7 +124,7 @@ def test_the_jobnimbus_change_source_reads_one_records_parents() -> None:
     assert fake.calls == [("get", "files", {"jnid": "F1"})]
 
 
-# --- 11: a Redis outage does not use up attempts ---------------------------------------------------------------
+# --- a Redis outage does not use up attempts ---------------------------------------------------------------
 
 
 @pytest.mark.usefixtures("moved_clock")
@@ -155,7 +155,7 @@ def test_other_failures_still_use_up_attempts(monkeypatch: pytest.MonkeyPatch) -
     assert InvalidationEvent.objects.get(pk=event.pk).attempts == 1
 
 
-# --- 10: a write's invalidation Redis refused is stored ---------------------------------------------------------
+# --- a write's invalidation Redis refused is stored ---------------------------------------------------------
 
 
 @pytest.mark.usefixtures("moved_clock")

@@ -1,4 +1,5 @@
-"""Catalog fixes from the review: strict integers, get_webhooks checks the key, get_users cached once, error status."""
+"""Account reads and failed reads: strict integers, get_webhooks checks the key, get_users cached once, and the cache
+status a failed read reports."""
 
 from __future__ import annotations
 
