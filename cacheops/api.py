@@ -9,9 +9,10 @@ The work is done by cacheops.engine (L1 → Redis → single flight → upstream
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from cacheops import invalidation, metrics
+from cacheops import backend, invalidation, metrics
+from cacheops.breakers import redis_breaker
 from cacheops.change_sources import ChangedRecord, ChangePage, ChangeSource
 from cacheops.conf import cache_enabled
 from cacheops.engine import engine
@@ -47,11 +48,15 @@ __all__ = [
     "read_through",
     "recent_webhook_deliveries",
     "record_tag",
+    "redis_breaker_closed",
+    "redis_step",
     "related_tag",
     "tenant_id",
     "throttle_budget",
     "throttle_window_key",
 ]
+
+T = TypeVar("T")
 
 
 def read_through(request: ReadRequest, fetch: Callable[[], Any]) -> CacheOutcome:
@@ -95,6 +100,19 @@ def apply_change(instance: str, entity: str, event: str, jnid: str | None, relat
 
         defer_change(instance, entity, event, jnid, related)
         raise
+
+
+def redis_step(step: Callable[[], T]) -> T:
+    """Run a Redis step of a caller outside cacheops (the throttle's counters, kept through django-redis's cache on
+    the same Redis) through the one guarded call: under the process's Redis breaker, counted by it, and raising
+    CacheBackendError when Redis fails or the breaker is open (a refusal's reply error is its `__cause__`)."""
+    return backend.call(lambda _client: step())
+
+
+def redis_breaker_closed() -> bool:
+    """Tell whether the process's Redis breaker is closed. A caller that can do without Redis (the throttle) skips it
+    otherwise, so it never joins the half-open probing nor waits on a Redis the breaker already judged down."""
+    return redis_breaker().state == "CLOSED"
 
 
 def recent_webhook_deliveries(instance: str, limit: int = 20) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, BinaryIO, cast
 
 import orjson
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.negotiation import BaseContentNegotiation
@@ -120,9 +120,24 @@ def _release_data(response: Response) -> None:
     DRF's rendered response points at itself and the view (`renderer_context`): a cycle that only the garbage
     collector frees, holding the answer's data. A tool list is thousands of objects; left for the collector, every
     request's copy was traversed and promoted through the generations, costing as much as building the list again.
+    The request and the view are unlinked too (`_unlink`).
     """
+    context = response.renderer_context  # type: ignore[attr-defined]  # set by DRF's finalize_response, unstubbed
+    if context and isinstance(context.get("request"), Request):
+        _unlink(context["request"])
     response.data = None
-    response.renderer_context = None  # type: ignore[attr-defined]  # set by DRF's finalize_response, unstubbed
+    response.renderer_context = None  # type: ignore[attr-defined]
+
+
+def _unlink(request: Request) -> None:
+    """Break the cycle DRF builds around each request, once the answer is rendered.
+
+    A DRF request's parser context names the request itself and the view, which names the request (and its
+    answer) back. Left to the cyclic garbage collector, every request's objects stayed alive until a collection,
+    which then had them to traverse: the Django request and its WSGI environ, the caller, the parsed body, the view
+    and its answer. Without the context nothing points back, so they are freed as soon as the handler drops them.
+    """
+    request.parser_context = {}
 
 
 class LeanAPIView(APIView):
@@ -146,6 +161,21 @@ class LeanAPIView(APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         if isinstance(response, Response):
             response.add_post_render_callback(_release_data)
+        else:  # rendered already (`rendered`): nothing reads the parser context any more
+            _unlink(request)
+        return response
+
+    def rendered(self, data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> HttpResponse:
+        """Return `data` rendered now by the view's renderer: the answer a `Response` would give, built at once.
+
+        For the answers of the hot path. A `Response` is a template response: rendered after the view returns,
+        through DRF's renderer context and a post-render callback, holding the data and the view until then. The
+        bytes, the status, `Content-Type` and the headers are the same.
+        """
+        renderer: BaseRenderer = self.renderer_classes[0]()
+        response = HttpResponse(renderer.render(data), status=status, content_type=renderer.media_type)
+        for name, value in (headers or {}).items():
+            response[name] = value
         return response
 
     def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:

@@ -36,10 +36,8 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
-from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import RedisError
 
-from cacheops.api import binding_key
+from cacheops.api import binding_key, redis_breaker_closed, redis_step
 from cacheops.errors import CacheBackendError
 from mcp_tools.conf import mcp_setting
 from mcp_tools.protocol.errors import HttpProblem
@@ -51,8 +49,6 @@ MODES = ("first-seen", "strict", "off")
 FIRST_TTL_S = 3600
 REUSED_TTL_S = 30 * 86_400
 MEMO_TTL_S = 300.0
-PAUSE_AFTER_FAILURE_S = 30.0
-_BACKEND_ERRORS = (ConnectionInterrupted, CacheBackendError, RedisError, OSError)
 
 # Bind KEYS[1] to ARGV[1] for ARGV[2] seconds if unbound; refresh to ARGV[3] seconds when it is bound to the same
 # instance; return the instance it is bound to.
@@ -77,7 +73,6 @@ class KeyNotForInstance(HttpProblem):
 _memo: OrderedDict[str, tuple[str, float]] = OrderedDict()
 _memo_lock = threading.Lock()
 _MAX_MEMO = 10_000
-_paused_until = 0.0
 
 
 def redis_key(tenant: str) -> str:
@@ -124,20 +119,18 @@ def _check_registered(api_key: str, instance: str) -> None:
 
 def _bound_instance(tenant: str, instance: str) -> str | None:
     """Return the instance the tenant is bound to, binding it to `instance` if it was not; None if unknown."""
-    global _paused_until
     now = time.monotonic()
     with _memo_lock:
         known = _memo.get(tenant)
         if known is not None and known[1] > now:
             _memo.move_to_end(tenant)
             return known[0]
-    if now < _paused_until:
+    if not redis_breaker_closed():  # Redis judged down: stand aside (fail open) rather than wait on it
         return known[0] if known is not None else None
     try:
-        bound = _bind(tenant, instance)
-    except _BACKEND_ERRORS as exc:
-        logger.warning("key binding check paused for %.0f s, cache unavailable: %s", PAUSE_AFTER_FAILURE_S, exc)
-        _paused_until = now + PAUSE_AFTER_FAILURE_S
+        bound = redis_step(lambda: _bind(tenant, instance))
+    except CacheBackendError as exc:
+        logger.warning("key binding check skipped, Redis unavailable: %s", exc)
         return known[0] if known is not None else None
     with _memo_lock:
         _memo[tenant] = (bound, now + MEMO_TTL_S)

@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
-from cacheops.api import throttle_budget, throttle_window_key
+from cacheops.api import redis_breaker_closed, redis_step, throttle_budget, throttle_window_key
 from cacheops.errors import CacheBackendError
 from mcp_tools import binding
 from mcp_tools.conf import mcp_setting
@@ -41,8 +39,6 @@ from mcp_tools.protocol.errors import Throttled
 from mcp_tools.tenancy import Caller
 
 logger = logging.getLogger(__name__)
-
-_BACKEND_ERRORS = (ConnectionInterrupted, CacheBackendError, RedisError, OSError)
 
 
 @dataclass(eq=False)
@@ -53,6 +49,10 @@ class _Lease:
     left: int = 0
     spent: bool = False  # Redis said the window's budget is gone everywhere (the counter never goes down)
     refill: threading.Lock = field(default_factory=threading.Lock)  # one reservation in flight per budget
+    # Reservations ended, and whether the last one failed: a thread that waited on `refill` while another's
+    # reservation failed takes that as its own answer instead of asking a failing Redis once more.
+    tries: int = 0
+    failed: bool = False
 
 
 class LeaseStore:
@@ -120,6 +120,11 @@ class FixedWindowThrottle(SimpleRateThrottle):
     then goes idle are lost for that window (at most a block, 1/50 of the rate, per process), and a caller may
     burst up to twice the rate across a window boundary, which is fine for a guard whose job is to keep one noisy
     caller off JobNimbus. When Redis fails the request is allowed: throttling must not take the server down.
+
+    Redis is reached only through the one guarded call (`cacheops.api.redis_step`): every failure counts on the
+    process's Redis breaker, and while that breaker is not closed the throttles stand aside without asking Redis
+    (`paused`), so they neither wait on a Redis the breaker judged down nor join its half-open probing. Threads
+    queued behind a reservation that failed take its answer rather than asking again.
     """
 
     scope = "mcp"
@@ -145,19 +150,14 @@ class FixedWindowThrottle(SimpleRateThrottle):
     def get_cache_key(self, request: Any, view: Any) -> str:
         return throttle_budget(self.scope, self.ident)
 
-    # After a cache failure every throttle stands aside for a while, so a Redis that hangs until its socket
-    # timeout costs one request that delay, not every request (shared by the threads of this process).
-    pause_after_failure_s = 30.0
-    _paused_until = 0.0
-
     # This process's unspent reservations, every budget's, shared by its threads.
     blocks_per_window = 50
     _leases = LeaseStore()
 
     @staticmethod
     def paused() -> bool:
-        """Return whether the throttles stand aside after a cache failure (every budget, this process)."""
-        return time.monotonic() < FixedWindowThrottle._paused_until
+        """Return whether the throttles stand aside: while the process's Redis breaker is not closed."""
+        return not redis_breaker_closed()
 
     def allow_request(self, request: Any, view: Any) -> bool:
         if self.paused():
@@ -168,7 +168,10 @@ class FixedWindowThrottle(SimpleRateThrottle):
         verdict = self._leases.take(lease)
         if verdict is not None:
             return verdict
-        with lease.refill:
+        held, tries = lease, lease.tries
+        with held.refill:
+            if held.tries != tries and held.failed:  # a reservation ended while this thread waited, and failed
+                return True
             lease = self._leases.lease(budget, int(self.timer() // self.window_s))
             window = lease.window
             self._enter(budget, window)
@@ -177,16 +180,22 @@ class FixedWindowThrottle(SimpleRateThrottle):
                 return verdict
             if self.paused():
                 return True
+            failed = True
             try:
                 granted = self._reserve()
-            except ResponseError:
-                # Something that is not a counter sits under the key (another deploy's format): start afresh.
-                logger.warning("throttle counter unreadable; starting a fresh window for %s", self.scope)
-                self._forget()
+                failed = False
+            except CacheBackendError as exc:
+                if isinstance(exc.__cause__, ResponseError):
+                    # Something that is not a counter sits under the key (another deploy's format): start afresh.
+                    logger.warning("throttle counter unreadable; starting a fresh window for %s", self.scope)
+                    self._forget()
+                    failed = False  # Redis answered: the next thread reserves in the fresh window
+                else:
+                    _stand_aside(exc)
                 return True
-            except _BACKEND_ERRORS as exc:
-                self._pause(exc)
-                return True
+            finally:
+                held.tries += 1  # counted when the reservation ends: the threads queued meanwhile see it
+                held.failed = failed
             return self._leases.fill(lease, window, granted)
 
     def wait(self) -> float:
@@ -203,28 +212,33 @@ class FixedWindowThrottle(SimpleRateThrottle):
         return min(block, max(0, self.limit - (total - block)))
 
     def _count(self, key: str, amount: int) -> int:
-        """Add `amount` to the window's counter and return the new total, in one round trip."""
-        redis = self._redis()
-        pipe = redis.pipeline(transaction=False)
-        full_key = self.cache.make_key(key)
-        # Created with its expiry if absent (SET NX EX: any Redis; EXPIRE NX would need Redis 7), then counted.
-        pipe.set(full_key, 0, ex=self.window_s + 1, nx=True)
-        pipe.incrby(full_key, amount)
-        _, count = pipe.execute()
-        return int(count)
+        """Add `amount` to the window's counter and return the new total, in one guarded round trip."""
+
+        def step() -> int:
+            pipe = self._redis().pipeline(transaction=False)
+            full_key = self.cache.make_key(key)
+            # Created with its expiry if absent (SET NX EX: any Redis; EXPIRE NX would need Redis 7), then counted.
+            pipe.set(full_key, 0, ex=self.window_s + 1, nx=True)
+            pipe.incrby(full_key, amount)
+            _, count = pipe.execute()
+            return int(count)
+
+        return redis_step(step)
 
     def _redis(self) -> Any:
         return cast(Any, self.cache).client.get_client(write=True)  # django-redis's raw client
 
     def _forget(self) -> None:
+        full_key = self.cache.make_key(self.key)
         try:
-            self.cache.delete(self.key)
-        except _BACKEND_ERRORS:
+            redis_step(lambda: self._redis().delete(full_key))
+        except CacheBackendError:
             logger.warning("could not drop an unreadable throttle counter")
 
-    def _pause(self, exc: BaseException) -> None:
-        logger.warning("throttle paused for %.0f s, cache unavailable: %s", self.pause_after_failure_s, exc)
-        FixedWindowThrottle._paused_until = time.monotonic() + self.pause_after_failure_s
+
+def _stand_aside(exc: CacheBackendError) -> None:
+    """Log a failed throttle step: the request is let through, and the failure counted on the Redis breaker."""
+    logger.warning("throttle let a request through, cache unavailable: %s", exc)
 
 
 class TenantRateThrottle(FixedWindowThrottle):
@@ -302,13 +316,11 @@ class AddressKeysThrottle(FixedWindowThrottle):
         with self._admitted_lock:
             if seen in self._admitted:
                 return True
+        keys, args = [self.cache.make_key(self.key)], [self.member, self.limit, self.window_s + 1]
         try:
-            script = self._redis().register_script(_ADMIT_KEY_LUA)
-            admitted = bool(
-                script(keys=[self.cache.make_key(self.key)], args=[self.member, self.limit, self.window_s + 1])
-            )
-        except _BACKEND_ERRORS as exc:
-            self._pause(exc)
+            admitted = bool(redis_step(lambda: self._redis().register_script(_ADMIT_KEY_LUA)(keys=keys, args=args)))
+        except CacheBackendError as exc:
+            _stand_aside(exc)
             return True
         if admitted:
             with self._admitted_lock:

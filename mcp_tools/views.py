@@ -132,7 +132,7 @@ class McpEndpoint(McpView):
         rpc = self.rpc
         caller = request_caller(request)
         exchange = dispatch.Exchange(rpc.method, rpc.params or {}, self.negotiated, caller, request_id_var.get())
-        return Response({"jsonrpc": "2.0", "id": rpc.id, "result": dispatch.handle(exchange)})
+        return self.rendered({"jsonrpc": "2.0", "id": rpc.id, "result": dispatch.handle(exchange)})
 
     def error_response(self, exc: Exception) -> HttpResponseBase:
         rpc_id = self.rpc.id if self.rpc is not None else None
@@ -207,8 +207,8 @@ class CompatToolsList(CompatView):
         request.data  # noqa: B018 - reading it runs the checks of size and (for a body) content type
         return True
 
-    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response({"success": True, "data": {"tools": tools.all_tools_json()}})
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+        return self.rendered({"success": True, "data": {"tools": tools.all_tools_json()}})
 
 
 class CompatToolsCall(CompatView):
@@ -221,10 +221,11 @@ class CompatToolsCall(CompatView):
         self.name, self.arguments = _call_of(request.data)
         return True
 
-    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
         ctx = request_caller(request).tool_context(request_id_var.get())
         _require_tool(self.name)
-        return _compat_result(tools.run_tool(ctx, self.name, self.arguments))
+        body, headers = _compat_result(tools.run_tool(ctx, self.name, self.arguments))
+        return self.rendered(body, headers=headers)
 
 
 def _call_of(payload: Any) -> tuple[str, dict[str, Any]]:
@@ -243,7 +244,7 @@ def _require_tool(name: str) -> None:
         raise NotFound(f"Unknown tool {name!r}; POST /mcp/tools/list shows the tools this server offers") from exc
 
 
-def _compat_result(result: ToolResult) -> Response:
+def _compat_result(result: ToolResult) -> tuple[dict[str, Any], dict[str, str]]:
     # A tool-level failure (bad argument, JobNimbus refusal) is a successful HTTP exchange with success false,
     # as in the plan's shape; HTTP errors are kept for requests this endpoint could not take at all.
     body = {"success": False, "error": result.text} if result.is_error else {"success": True, "data": result.structured}
@@ -251,4 +252,4 @@ def _compat_result(result: ToolResult) -> Response:
     headers = {"X-Cache": _X_CACHE.get(str(cache.get("status")), str(cache.get("status")).upper())}
     if cache.get("age_s") is not None:
         headers["Age"] = str(int(cache["age_s"]))
-    return Response(body, headers=headers)
+    return body, headers

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from django.core.management import call_command
 from django.test import Client, RequestFactory
 
 from cacheops.api import tenant_id
+from cacheops.breakers import reset_breakers
 from mcp_tools import binding
 from mcp_tools.jobnimbus.errors import AuthError
 from mcp_tools.tenancy import client_address
@@ -47,12 +48,13 @@ PING = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"})
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttle_state(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fresh_throttle_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     require_real_redis()
-    monkeypatch.setattr(FixedWindowThrottle, "_paused_until", 0.0)
+    reset_breakers()  # the throttles stand aside while the process's Redis breaker is not closed
     monkeypatch.setattr(FixedWindowThrottle, "_leases", LeaseStore())
     monkeypatch.setattr(AddressKeysThrottle, "_admitted", OrderedDict())
-    monkeypatch.setattr(binding, "_paused_until", 0.0)
+    yield
+    reset_breakers()
 
 
 def new_address() -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -11,6 +14,8 @@ from django.test import Client
 from django_redis.cache import RedisCache
 
 from cacheops.api import tenant_id
+from cacheops.breakers import redis_breaker, reset_breakers
+from cacheops.errors import CacheBackendError
 from mcp_tools.throttling import FixedWindowThrottle, LeaseStore, TenantRateThrottle
 from tests.fixtures.servers import new_api_key
 
@@ -20,9 +25,11 @@ CALL = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params"
 
 
 @pytest.fixture(autouse=True)
-def _throttle_not_paused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(FixedWindowThrottle, "_paused_until", 0.0)
+def _throttle_not_paused(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    reset_breakers()  # the throttles stand aside while the process's Redis breaker is not closed
     monkeypatch.setattr(FixedWindowThrottle, "_leases", LeaseStore())
+    yield
+    reset_breakers()
 
 
 def post(client: Client, key: str | None) -> Any:
@@ -63,7 +70,13 @@ def test_callers_without_key_are_not_counted(client: Client, settings: Any) -> N
     assert statuses == {200}
 
 
-def test_dead_redis_fails_open_and_pauses(client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dead_redis_fails_open_and_stands_aside_once_the_breaker_opens(
+    client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The throttle's failures count on the process's one Redis breaker; once it opens, the throttle asks Redis no
+    # more (before issue 12 the throttle paused itself after its first failure).
+    settings.CACHEOPS_ENGINE = {**settings.CACHEOPS_ENGINE, "REDIS_BREAKER": {"FAILURES": 2, "PROBE_INTERVAL_S": 0}}
+    reset_breakers()
     dead = RedisCache("redis://127.0.0.1:1/0", {"OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2}})
     monkeypatch.setattr(TenantRateThrottle, "cache", dead)
     attempts: list[str] = []
@@ -76,8 +89,9 @@ def test_dead_redis_fails_open_and_pauses(client: Client, settings: Any, monkeyp
     monkeypatch.setattr(TenantRateThrottle, "_count", counting)
     settings.MCP = {**settings.MCP, "THROTTLE_RATE": "1/min"}
     key = new_api_key()
-    assert [post(client, key).status_code for _ in range(3)] == [200, 200, 200]
-    assert len(attempts) == 1  # after the first failure the throttle stands aside instead of retrying Redis
+    assert [post(client, key).status_code for _ in range(4)] == [200, 200, 200, 200]
+    assert len(attempts) == 2  # each failure counted; once the breaker opened the throttle stopped asking Redis
+    assert redis_breaker().state == "OPEN"
 
 
 @pytest.mark.redis
@@ -131,3 +145,36 @@ def test_processes_share_the_budget_and_most_requests_skip_redis(
     results = [TenantRateThrottle(single).allow_request(None, None) for _ in range(110)]
     assert results.count(True) == 100  # one process spends every token it reserved
     assert len(trips) == 51  # and asked Redis once per block of 2, plus once to learn the budget was gone
+
+
+def test_threads_queued_behind_a_failed_reservation_fail_open_without_asking_redis_again(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Redis that hangs: the reservation in flight waits out its timeout; the threads queued behind it take its
+    # failure as their answer, so no request waits on more than one timeout (the breaker counts that one failure).
+    settings.MCP = {**settings.MCP, "THROTTLE_RATE": "5/min"}
+    calls: list[int] = []
+
+    def hanging(self: TenantRateThrottle, key: str, amount: int) -> int:
+        calls.append(amount)
+        time.sleep(0.3)
+        raise CacheBackendError("Redis is unreachable: TimeoutError")
+
+    monkeypatch.setattr(TenantRateThrottle, "_count", hanging)
+    tenant = tenant_id(new_api_key())
+    start = threading.Barrier(8)
+    verdicts: list[bool] = []
+
+    def ask() -> None:
+        start.wait()
+        verdicts.append(TenantRateThrottle(tenant).allow_request(None, None))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert verdicts == [True] * 8
+    assert calls == [1]
+    assert time.monotonic() - began < 0.6  # one timeout, not eight in a row
