@@ -282,7 +282,7 @@ async def read_twice(client: Client) -> str:
     """The same read twice: the first must go to JobNimbus (miss), the second come from the cache."""
     # A date bound no earlier run used, so no earlier entry (this run's namespace is shared on the machine's Redis)
     # can answer the first call.
-    arguments = {"size": 5, "date_to": int(time.time()) + secrets.randbelow(10**6), "verbosity": "summary"}
+    arguments = {"size": 5, "date_to": str(int(time.time()) + secrets.randbelow(10**6)), "verbosity": "summary"}
     first, first_ms = await call(client, "get_jobs", arguments)
     second, second_ms = await call(client, "get_jobs", arguments)
     statuses = (cache_status(first), cache_status(second))

@@ -235,7 +235,7 @@ def argument_sets(run: h.Stack, count: int) -> list[tuple[str, dict[str, Any]]]:
         ids[path] = [r["jnid"] for r in page.get("results", [])]
     client.close()
     sets: list[tuple[str, dict[str, Any]]] = []
-    details = [("get_job", "jobs"), ("get_contact", "contacts"), ("get_task", "tasks")]
+    details = [("get_job", "jobs"), ("get_contact", "contacts"), ("get_tasks", "tasks")]  # get_tasks takes a jnid
     lists = ("get_jobs", "get_contacts", "get_activities", "get_tasks")
     detail_n = list_n = 0
     for i in range(count):

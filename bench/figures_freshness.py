@@ -33,7 +33,7 @@ from bench import harness as h
 from bench.harness import Report, ms
 
 ENTITIES = {"job": "jobs", "contact": "contacts", "task": "tasks"}
-DETAIL_TOOL = {"job": "get_job", "contact": "get_contact", "task": "get_task"}
+DETAIL_TOOL = {"job": "get_job", "contact": "get_contact", "task": "get_tasks"}  # get_tasks reads one by jnid
 LIST_TOOL = {"job": "get_jobs", "contact": "get_contacts", "task": "get_tasks"}
 WRITE_TOOL = {"job": "update_job", "contact": "update_contact", "task": "update_task"}
 WRITE_SHARE = 0.05

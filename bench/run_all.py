@@ -10,7 +10,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("figures_cache.py", "figures_views.py", "figures_freshness.py", "figures_faults.py")
+SCRIPTS = (
+    "figures_cache.py",
+    "figures_views.py",
+    "figures_freshness.py",
+    "figures_faults.py",
+    "figures_assistant.py",
+    "figures_catalog.py",  # seconds: the catalog is built in-process, no server
+)
 
 
 def main(argv: list[str]) -> int:

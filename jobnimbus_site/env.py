@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -28,6 +29,7 @@ env = environ.Env()
 INSTANCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/=-]+")
 _HEADER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")
 
 
 def _parse(name: str, expected: str, parse: Callable[[], T]) -> T:
@@ -194,7 +196,7 @@ def broker_url_for(redis_url: str) -> str:
 
 
 def read_instances() -> dict[str, dict[str, str | None]]:
-    """Return the configured JobNimbus instances with their optional server-held key and webhook secret."""
+    """Return the configured JobNimbus instances: optional server-held key and webhook secret, time zone, currency."""
     names = read_list("JOBNIMBUS_INSTANCES", ["demo"])
     if not names:
         raise ImproperlyConfigured("JOBNIMBUS_INSTANCES is malformed: name at least one instance")
@@ -209,5 +211,36 @@ def read_instances() -> dict[str, dict[str, str | None]]:
         instances[name] = {
             "api_key": read_str(f"JOBNIMBUS_API_KEY_{suffix}"),
             "webhook_secret": read_str(f"JOBNIMBUS_WEBHOOK_SECRET_{suffix}"),
+            "time_zone": read_time_zone(f"JOBNIMBUS_TIME_ZONE_{suffix}", "UTC"),
+            "currency": read_currency(f"JOBNIMBUS_CURRENCY_{suffix}", "USD"),
         }
     return instances
+
+
+def read_time_zone(name: str, default: str) -> str:
+    """Return an IANA time zone name (America/Chicago) the zone database knows."""
+    raw = read_str(name)
+    if raw is None:
+        return default
+    value = raw.strip()
+    if value.upper() == "UTC":
+        return "UTC"
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ImproperlyConfigured(
+            f"{name} is malformed: expected an IANA time zone name such as America/Chicago or UTC, got {raw!r} "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    return value
+
+
+def read_currency(name: str, default: str) -> str:
+    """Return an ISO 4217 currency code (three letters, upper-cased)."""
+    raw = read_str(name)
+    if raw is None:
+        return default
+    value = raw.strip().upper()
+    if not _CURRENCY_RE.fullmatch(value):
+        raise ImproperlyConfigured(f"{name} is malformed: expected an ISO 4217 currency code such as USD, got {raw!r}")
+    return value

@@ -10,6 +10,7 @@ from jsonschema import Draft202012Validator
 
 from mcp_tools.catalog import registry
 from mcp_tools.catalog.base import ToolContext, UnknownToolError
+from mcp_tools.catalog.declare import hint
 from mcp_tools.jobnimbus.errors import AuthError, NotFoundError, RateLimitedError, UnavailableError, ValidationError
 from tests.fixtures.catalog import FakeJobNimbus
 
@@ -21,20 +22,15 @@ READS = [
     "search_contacts",
     "get_contact",
     "get_estimates",
-    "get_estimate",
     "get_invoices",
-    "get_invoice",
     "get_activities",
-    "get_activity",
     "get_calendar_activities",
     "get_tasks",
-    "get_task",
     "get_attachments",
     "get_users",
     "get_account_settings",
     "get_products",
     "get_work_orders",
-    "get_work_order",
     "get_material_orders",
     "get_payments",
     "get_webhooks",
@@ -66,11 +62,15 @@ def test_the_catalog_is_exactly_the_specified_tools() -> None:
 @pytest.mark.parametrize("spec", TOOLS, ids=lambda s: s.name)
 def test_every_declaration_is_complete(spec: Any) -> None:
     Draft202012Validator.check_schema(spec.input_schema)
-    Draft202012Validator.check_schema(spec.output_schema)
+    if spec.output_schema is not None:  # declared only where it helps (bulk_import_contacts)
+        Draft202012Validator.check_schema(spec.output_schema)
     assert spec.input_schema["additionalProperties"] is False
     assert spec.title
     assert len(spec.description) > 40
-    assert all(isinstance(spec.annotations[h], bool) for h in HINTS)
+    assert all(isinstance(value, bool) for value in spec.annotations.values())
+    assert set(spec.annotations) <= set(HINTS)  # the rest are the MCP defaults (declare.HINT_DEFAULTS)
+    assert hint(spec.annotations, "openWorldHint") is True
+    assert hint(spec.annotations, "destructiveHint") is (spec.name.startswith(("update_", "delete_")))
     assert spec.read_only is (spec.name in READS)
     assert (spec.policy is not None) is (spec.name in READS)
 
@@ -107,7 +107,7 @@ def test_a_wrong_typed_argument_is_refused_naming_it(
     spec: Any, argument: str, fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext
 ) -> None:
     schema = spec.input_schema
-    args = {name: valid_value(schema["properties"][name]) for name in schema["required"]}
+    args = {name: valid_value(schema["properties"][name]) for name in schema.get("required", [])}
     args[argument] = wrong_value(schema["properties"][argument])
     result = registry.call_tool(tool_ctx, spec.name, args)
     assert result.is_error
@@ -120,7 +120,7 @@ def test_an_unknown_argument_is_refused_naming_it(
     spec: Any, fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext
 ) -> None:
     schema = spec.input_schema
-    args = {name: valid_value(schema["properties"][name]) for name in schema["required"]}
+    args = {name: valid_value(schema["properties"][name]) for name in schema.get("required", [])}
     result = registry.call_tool(tool_ctx, spec.name, {**args, "bogus": 1})
     assert result.is_error
     assert "Unknown argument 'bogus'" in result.text
@@ -168,7 +168,10 @@ def test_arguments_that_are_not_an_object_are_refused(fake_jobnimbus: FakeJobNim
 def test_defaults_are_applied(fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext) -> None:
     result = registry.call_tool(tool_ctx, "get_jobs", {})
     assert not result.is_error
-    assert fake_jobnimbus.lists("jobs") == [{"size": 20, "from_": 0}]
+    # JobNimbus's own sort defaults are declared and sent, so an explicit default shares the omitted one's entry.
+    assert fake_jobnimbus.lists("jobs") == [
+        {"size": 20, "from_": 0, "sort_field": "date_created", "sort_direction": "desc"}
+    ]
     assert result.structured["from"] == 0
     assert result.structured["size"] == 20
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -52,6 +53,19 @@ def tool(server: McpServer, name: str, arguments: dict[str, Any]) -> dict[str, A
     assert result.meta is not None
     assert result.meta["jobnimbus-mcp/cache"]["status"] in {"hit_l1", "hit_l2", "miss", "stale", "coalesced", "bypass"}
     return result.structured_content
+
+
+def as_sent(answer: dict[str, Any]) -> dict[str, Any]:
+    """Return a raw answer's record as JobNimbus sent it, after checking each timestamp reads the same instant in
+    ISO 8601 (with an offset) as the unix value kept beside it, and dropping the answer's `currency`."""
+    record = {k: v for k, v in answer.items() if k != "currency" and not k.endswith("_unix")}
+    for name, value in answer.items():
+        if name.endswith("_unix"):
+            base = name.removesuffix("_unix")
+            shown = record[base]
+            assert shown is None if not value else datetime.fromisoformat(shown).timestamp() == value, (name, shown)
+            record[base] = value
+    return record
 
 
 def ids(body: dict[str, Any]) -> list[str]:
@@ -103,15 +117,15 @@ def read_jobs(sandbox: SandboxHandle, server: McpServer) -> None:
 
 
 def read_financial(sandbox: SandboxHandle, server: McpServer) -> None:
-    for list_name, detail_name, path in [
-        ("get_estimates", "get_estimate", "/v2/estimates"),
-        ("get_invoices", "get_invoice", "/v2/invoices"),
-        ("get_work_orders", "get_work_order", "/v2/workorders"),
+    for list_name, path in [
+        ("get_estimates", "/v2/estimates"),
+        ("get_invoices", "/v2/invoices"),
+        ("get_work_orders", "/v2/workorders"),
     ]:
         expected = results(jn(sandbox, path, size=3))
         same_list(server, list_name, {"size": 3}, expected)
-        got = tool(server, detail_name, {"jnid": expected[0]["jnid"], "verbosity": "raw"})
-        assert got == expected[0]  # raw: the record exactly as JobNimbus sent it
+        got = tool(server, list_name, {"jnid": expected[0]["jnid"], "verbosity": "raw"})  # one record by its jnid
+        assert as_sent(got) == expected[0]  # raw: the record as JobNimbus sent it, its dates readable
     for name, path in [("get_material_orders", "/v2/materialorders"), ("get_payments", "/payments"),
                        ("get_products", "/v2/products")]:  # fmt: skip
         same_list(server, name, {"size": 4}, results(jn(sandbox, path, size=4)))
@@ -121,21 +135,22 @@ def read_activities(sandbox: SandboxHandle, server: McpServer) -> None:
     job_id = a_job_with(sandbox, "/activities")
     expected = results(jn(sandbox, "/activities", size=100, filter=related(job_id)))
     same_list(server, "get_activities", {"related_to": job_id, "size": 100}, expected)
-    assert tool(server, "get_activity", {"jnid": expected[0]["jnid"]})["note"] == expected[0]["note"]
+    assert tool(server, "get_activities", {"jnid": expected[0]["jnid"]})["note"] == expected[0]["note"]
 
 
 def read_tasks_and_calendar(sandbox: SandboxHandle, server: McpServer) -> None:
     expected = results(jn(sandbox, "/tasks", size=5))
     same_list(server, "get_tasks", {"size": 5}, expected)
     task = expected[0]
-    assert tool(server, "get_task", {"jnid": task["jnid"]})["title"] == task["title"]
-    window = {"date_from": task["date_start"] - 3600, "date_to": task["date_start"] + 3600, "size": 100}
+    assert tool(server, "get_tasks", {"jnid": task["jnid"]})["title"] == task["title"]
+    low, high = task["date_start"] - 3600, task["date_start"] + 3600
+    window = {"date_from": str(low), "date_to": str(high), "size": 100}  # unix seconds, written as digits
     calendar = tool(server, "get_calendar_activities", window)
     assert task["jnid"] in ids(calendar)
-    starts = [r["date_start"] for r in calendar["records"]]
+    starts = [datetime.fromisoformat(r["date_start"]).timestamp() for r in calendar["records"]]  # ISO 8601 answers
     assert starts == sorted(starts)
-    assert all(window["date_from"] <= s <= window["date_to"] for s in starts)
-    in_window = {"must": [{"range": {"date_start": {"gte": window["date_from"], "lte": window["date_to"]}}}]}
+    assert all(low <= s <= high for s in starts)
+    in_window = {"must": [{"range": {"date_start": {"gte": low, "lte": high}}}]}
     both = [jn(sandbox, p, size=0, filter=in_window)["count"] for p in ("/tasks", "/activities")]
     assert calendar["count"] == sum(both)
 
@@ -247,7 +262,7 @@ def test_note_task_and_estimate_writes_reach_jobnimbus(mcp_server: McpServer, cl
     tool(mcp_server, "update_estimate", {"jnid": estimate["jnid"], "items": [{**items[0], "quantity": 10}]})
     after = stored(clean_sandbox, "/v2/estimates", estimate["jnid"])
     assert after["subtotal"] == 1200.0
-    assert tool(mcp_server, "get_estimate", {"jnid": estimate["jnid"]})["total"] == after["total"]
+    assert tool(mcp_server, "get_estimates", {"jnid": estimate["jnid"]})["total"] == after["total"]
     tool(mcp_server, "delete_estimate", {"jnid": estimate["jnid"]})
     assert stored(clean_sandbox, "/v2/estimates", estimate["jnid"])["is_active"] is False
 

@@ -35,6 +35,9 @@ def _check(env_overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ({"REDIS_URL": "http://nope"}, "REDIS_URL"),
         ({"JOBNIMBUS_BASE_URL": "ftp://x"}, "JOBNIMBUS_BASE_URL"),
         ({"JOBNIMBUS_INSTANCES": "good,bad name"}, "JOBNIMBUS_INSTANCES"),
+        ({"JOBNIMBUS_INSTANCES": "acme", "JOBNIMBUS_TIME_ZONE_ACME": "Mars/Olympus"}, "JOBNIMBUS_TIME_ZONE_ACME"),
+        ({"JOBNIMBUS_INSTANCES": "acme", "JOBNIMBUS_TIME_ZONE_ACME": "../etc/passwd"}, "JOBNIMBUS_TIME_ZONE_ACME"),
+        ({"JOBNIMBUS_INSTANCES": "acme", "JOBNIMBUS_CURRENCY_ACME": "dollars"}, "JOBNIMBUS_CURRENCY_ACME"),
         ({"JOBNIMBUS_READ_TIMEOUT_S": "-1"}, "JOBNIMBUS_READ_TIMEOUT_S"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"DATABASE_URL": "notaurl"}, "DATABASE_URL"),
@@ -45,6 +48,28 @@ def test_malformed_value_names_the_variable(overrides: dict[str, str], named: st
     assert result.returncode != 0
     assert named in result.stderr
     assert "ImproperlyConfigured" in result.stderr
+
+
+def test_an_instance_names_its_time_zone_and_currency() -> None:
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.JOBNIMBUS_INSTANCES['acme']['time_zone'], settings.JOBNIMBUS_INSTANCES['acme']['currency'], "
+        "settings.JOBNIMBUS_INSTANCES['demo']['time_zone'], settings.JOBNIMBUS_INSTANCES['demo']['currency'])"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBNIMBUS_", "REDIS_", "DJANGO_"))}
+    env.update(
+        DJANGO_SECRET_KEY="x" * 40,
+        PYTHONPATH=str(ROOT),
+        DJANGO_SETTINGS_MODULE="jobnimbus_site.settings",
+        JOBNIMBUS_INSTANCES="acme,demo",
+        JOBNIMBUS_TIME_ZONE_ACME="America/Chicago",
+        JOBNIMBUS_CURRENCY_ACME="cad",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["America/Chicago", "CAD", "UTC", "USD"]
 
 
 def test_missing_secret_key_is_an_error_with_debug_off() -> None:

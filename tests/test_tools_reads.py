@@ -29,13 +29,14 @@ def call(ctx: ToolContext, tool: str, /, **args: Any) -> Any:
     result = registry.call_tool(ctx, tool, args)
     assert not result.is_error, result.text
     schema = registry.get_tool(tool).output_schema
-    Draft202012Validator(schema).validate(result.structured)  # what the official client checks
+    if schema is not None:  # what the official client checks, where a tool declares one
+        Draft202012Validator(schema).validate(result.structured)
     return result
 
 
 def test_shared_list_arguments_become_one_filter(fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext) -> None:
     call(tool_ctx, "get_jobs", size=5, **{"from": 10}, sort_field="date_updated", sort_direction="asc",
-         date_from="2025-01-01", date_to=JAN_1 + DAY, status="Lead", related_to="c1")  # fmt: skip
+         date_from="2025-01-01", date_to=str(JAN_1 + DAY), status="Lead", related_to="c1")  # fmt: skip
     (sent,) = fake_jobnimbus.lists("jobs")
     assert sent == {
         "size": 5,
@@ -150,8 +151,27 @@ def test_calendar_merges_tasks_and_activities_in_the_window(
 
 def test_detail_tools_return_the_record(fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext) -> None:
     fake_jobnimbus.data["invoices"] = [{"jnid": "i1", "type": "invoice", "total": 10.5, "items": [{"name": "x"}]}]
-    assert call(tool_ctx, "get_invoice", jnid="i1").structured == {"jnid": "i1", "type": "invoice", "total": 10.5}
-    assert call(tool_ctx, "get_invoice", jnid="i1", verbosity="raw").structured["items"] == [{"name": "x"}]
+    expected = {"jnid": "i1", "type": "invoice", "total": 10.5, "currency": "USD"}  # money says its currency
+    assert call(tool_ctx, "get_invoices", jnid="i1").structured == expected  # a list tool given a jnid
+    assert call(tool_ctx, "get_invoices", jnid="i1", verbosity="raw").structured["items"] == [{"name": "x"}]
+    assert fake_jobnimbus.lists("invoices") == []
+
+
+def test_a_list_tool_reads_one_record_keyed_by_its_id_alone(
+    fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_jobnimbus.data["tasks"] = [{"jnid": "t1", "type": "task", "title": "Inspect"}]
+    seen: list[ReadRequest] = []
+
+    def spy(request: ReadRequest, fetch: Any) -> CacheOutcome:
+        seen.append(request)
+        return CacheOutcome(value=fetch(), status="miss", ttl_s=60)
+
+    monkeypatch.setattr(runtime, "read_through", spy)
+    call(tool_ctx, "get_tasks", jnid="t1", size=5, status="Open", fields=["title"])
+    # The page and filter arguments never key a record's entry; the policy is the one the tool declares.
+    reads = [(r.op, r.args, r.policy) for r in seen if r.entity == "task"]
+    assert reads == [("get", {"jnid": "t1"}, registry.get_tool("get_tasks").policy)]
 
 
 def test_a_missing_record_is_an_error_result(fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from mcp_tools import shaping
 from mcp_tools.catalog import registry
 from mcp_tools.catalog.base import ToolContext
@@ -37,7 +35,7 @@ def test_a_large_page_drops_trailing_records_and_says_where_to_continue() -> Non
     # The largest fit: one more record would not have fitted.
     bigger = {**body, "records": records[: kept + 1]}
     assert len(shaping.to_text(bigger).encode()) > shaping.MAX_RESPONSE_BYTES - 400
-    Draft202012Validator(shaping.LIST_OUTPUT_SCHEMA).validate(body)
+    assert set(body) == {"count", "from", "size", "next_from", "records", "truncated"}  # the envelope, as documented
 
 
 def test_one_record_larger_than_the_cap_is_reported_not_hidden() -> None:

@@ -18,7 +18,8 @@ from mcp_tools.catalog.runtime import account_settings, cached, client, read, re
 from mcp_tools.conf import mcp_setting
 from mcp_tools.entities import ENTITIES, EntityRow, entity
 from mcp_tools.jobnimbus.errors import JobNimbusError
-from mcp_tools.shaping import DETAIL_OUTPUT_SCHEMA, LIST_OUTPUT_SCHEMA, detail_result, list_result
+from mcp_tools.shaping import detail_result, list_result
+from mcp_tools.timezones import in_account_zone
 
 WEBHOOK_EVENTS = ("Contact", "Job", "Task", "Activity", "Attachment", "Work Order", "Material Order")
 
@@ -60,7 +61,7 @@ def _webhooks(spec: ToolSpec, ctx: ToolContext, args: Args) -> ToolResult:
     return result(
         {
             **webhook_setup(ctx.instance),
-            "recent_deliveries": shown,
+            "recent_deliveries": [in_account_zone(d, ("received", "applied")) for d in shown],
             "withheld_deliveries": len(deliveries) - len(shown),
         },
         meta,
@@ -142,20 +143,6 @@ def webhook_setup(instance: str) -> dict[str, Any]:
     }
 
 
-WEBHOOKS_OUTPUT: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "instance": {"type": "string"},
-        "url": {"type": "string"},
-        "method": {"type": "string"},
-        "headers": {"type": "object"},
-        "body": {"type": "object"},
-        "how_to": {"type": "string"},
-        "recent_deliveries": {"type": "array", "items": {"type": "object"}},
-        "withheld_deliveries": {"type": "integer", "minimum": 0},
-    },
-    "required": ["instance", "url", "headers", "recent_deliveries"],
-}
 PAGE_PROPS = {
     "from": {"type": "integer", "minimum": 0, "default": 0},
     "size": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
@@ -167,9 +154,9 @@ TOOLS: list[ToolSpec] = [
         name="get_users",
         title="List users",
         description="List the account's users (staff): id, name, email, active. Sales reps and task assignees are "
-        "users.",
+        "users. Pages with from/size.",
         input_schema=object_schema({**PAGE_PROPS, **SHAPING_PROPS}),
-        output_schema=LIST_OUTPUT_SCHEMA,
+        output_schema=None,
         annotations=READ,
         handler=_users,
         policy=_USER.cache_policy(),
@@ -178,11 +165,10 @@ TOOLS: list[ToolSpec] = [
     ToolSpec(
         name="get_account_settings",
         title="Account settings",
-        description="Return the account's workflows with their statuses (for contacts, jobs, work orders), file "
-        "types, task types, activity types and lead sources: the valid values for status, record_type_name, "
-        "file_type.",
+        description="The account's workflows and their statuses (contacts, jobs, work orders), file, task and "
+        "activity types, lead sources: the valid values of status, record_type_name, file_type.",
         input_schema=object_schema({}),
-        output_schema=DETAIL_OUTPUT_SCHEMA,
+        output_schema=None,
         annotations=READ,
         handler=_account_settings,
         policy=_SETTINGS.cache_policy(),
@@ -191,21 +177,11 @@ TOOLS: list[ToolSpec] = [
     ToolSpec(
         name="get_webhooks",
         title="Webhook set-up",
-        description="Return the webhook URL to paste into a JobNimbus automation for this instance (so the cache "
-        "learns of changes at once), the X-Webhook-Token header to set, the body to send, and the latest deliveries "
-        "received for records your key can read (withheld_deliveries counts the others).",
-        input_schema=object_schema(
-            {
-                "limit": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": 100,
-                    "default": 10,
-                    "description": "How many recent deliveries to show.",
-                }
-            }
-        ),
-        output_schema=WEBHOOKS_OUTPUT,
+        description="How to point a JobNimbus automation at this server (URL, X-Webhook-Token header, body) so the "
+        "cache learns of changes at once, and the latest `limit` deliveries for records your key can read "
+        "(withheld_deliveries counts the others).",
+        input_schema=object_schema({"limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}}),
+        output_schema=None,
         annotations=READ,
         handler=_webhooks,
         policy=_WEBHOOK.cache_policy(),

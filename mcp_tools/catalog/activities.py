@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from cacheops.api import list_tag
-from mcp_tools.catalog.args import jnid_schema, list_query, list_schema, to_epoch
+from mcp_tools.catalog.args import date_schema, jnid_schema, list_query, list_schema, to_epoch
 from mcp_tools.catalog.base import Args, ToolContext, ToolResult, ToolSpec
 from mcp_tools.catalog.declare import (
     READ,
     create_tool,
     delete_tool,
-    detail_tool,
     list_tool,
     object_schema,
     text,
@@ -21,21 +20,21 @@ from mcp_tools.catalog.runtime import client, parent_tags, read, result
 from mcp_tools.catalog.writes import first_type_defaults, link, record_body
 from mcp_tools.entities import entity
 from mcp_tools.jobnimbus.filters import Clause, term
-from mcp_tools.shaping import LIST_OUTPUT_SCHEMA, list_result
+from mcp_tools.shaping import list_result
 
-DATE = {"type": ["string", "integer"], "minimum": 0, "maxLength": 40}
+# Each field is described only where its name says too little; the tools' descriptions say the rest once.
 TASK_PROPS: dict[str, Any] = {
-    "title": text("What to do, e.g. 'Inspect roof'.", max_length=200, minLength=1),
-    "description": text("Details.", max_length=4000),
-    "date_start": {**DATE, "description": "When it starts or is due (ISO date/datetime or unix seconds)."},
-    "date_end": {**DATE, "description": "When it ends (ISO date/datetime or unix seconds)."},
+    "title": text("e.g. 'Inspect roof'.", max_length=200, minLength=1),
+    "description": text(max_length=4000),
+    "date_start": date_schema("When it starts or is due."),
+    "date_end": date_schema(),
     "priority": {"type": "integer", "minimum": 0, "maximum": 3, "description": "0 (none) to 3 (high)."},
-    "record_type_name": text("Task type, e.g. 'Inspection' (default: the account's first task type).", max_length=100),
+    "record_type_name": text("Task type, e.g. 'Inspection'.", max_length=100),
 }
 CALENDAR_DOC = (
     "List what is scheduled in a date window: tasks AND activities whose date_start falls between date_from and "
-    "date_to, merged and sorted by date_start (earliest first). Each record has 'type' task or activity. "
-    "count is the total of both kinds."
+    "date_to, merged and sorted by date_start (earliest first). Each record's type is task or activity; count "
+    "totals both."
 )
 
 
@@ -100,15 +99,10 @@ TOOLS: list[ToolSpec] = [
     list_tool(
         name="get_activities",
         title="List activities (notes)",
-        description="List activities: notes, emails, calls, status changes. Use related_to=<job or contact jnid> for "
-        "one record's history; date_from/date_to on creation date.",
+        description="List activities: notes, emails, calls, status changes. related_to=<job or contact jnid> for "
+        "one record's history; jnid for one activity in full.",
         entity="activity",
-    ),
-    detail_tool(
-        name="get_activity",
-        title="Get an activity",
-        description="Return one activity (note, email, call, status change) by jnid: text, type, the records it is on.",
-        entity="activity",
+        by_jnid=True,
     ),
     create_tool(
         name="create_activity",
@@ -118,11 +112,9 @@ TOOLS: list[ToolSpec] = [
         entity="activity",
         schema=object_schema(
             {
-                "note": text("The note's text.", max_length=10000, minLength=1),
-                "related_to": jnid_schema("jnid of the contact or job the note is about."),
-                "record_type_name": text(
-                    "Activity type (default: the account's first, normally 'Note').", max_length=100
-                ),
+                "note": text(max_length=10000, minLength=1),
+                "related_to": jnid_schema("The contact's or job's jnid."),
+                "record_type_name": text("Activity type.", max_length=100),
             },
             required=["note", "related_to"],
         ),
@@ -133,24 +125,19 @@ TOOLS: list[ToolSpec] = [
         name="get_tasks",
         title="List tasks",
         description="List tasks (to-dos, appointments). related_to=<job or contact jnid> for one record's tasks; "
-        "date_from/date_to apply to date_start (when the task is scheduled).",
+        "date_from/date_to filter date_start (when the task is scheduled); jnid for one task in full.",
         entity="task",
         date_field="date_start",
-    ),
-    detail_tool(
-        name="get_task",
-        title="Get a task",
-        description="Return one task by jnid: title, type, schedule, priority, done or not, the records it is on.",
-        entity="task",
+        by_jnid=True,
     ),
     create_tool(
         name="create_task",
         title="Create a task",
-        description="Create a task, optionally on a contact or job (related_to). Needs title and date_start; "
-        "record_type_name defaults to the account's first task type (the notice says which).",
+        description="Create a task, optionally on a contact or job (related_to). record_type_name defaults to the "
+        "account's first task type (the notice says which).",
         entity="task",
         schema=object_schema(
-            {**TASK_PROPS, "related_to": jnid_schema("jnid of the contact or job the task is for.")},
+            {**TASK_PROPS, "related_to": jnid_schema("The contact's or job's jnid.")},
             required=["title", "date_start"],
         ),
         body=_task_body,
@@ -161,7 +148,7 @@ TOOLS: list[ToolSpec] = [
         title="Update a task",
         description="Change the given fields of a task, e.g. is_completed=true to close it.",
         entity="task",
-        properties={**TASK_PROPS, "is_completed": {"type": "boolean", "description": "Mark done / not done."}},
+        properties={**TASK_PROPS, "is_completed": {"type": "boolean"}},
         body=_task_body,
     ),
     delete_tool(
@@ -175,7 +162,7 @@ TOOLS: list[ToolSpec] = [
         title="Calendar",
         description=CALENDAR_DOC,
         input_schema=_calendar_schema(),
-        output_schema=LIST_OUTPUT_SCHEMA,
+        output_schema=None,
         annotations=READ,
         handler=_calendar,
         # One entry for both kinds, keyed as activity; tasks' changes reach it through its list:task tag.
@@ -189,9 +176,9 @@ TOOLS: list[ToolSpec] = [
         "file_type narrows to one file type ('Photo', 'Contract', ...; see get_account_settings fileTypes).",
         entity="file",
         extra={
-            "job_id": jnid_schema("Only files on this job."),
-            "contact_id": jnid_schema("Only files on this contact."),
-            "file_type": text("File type name, e.g. 'Photo'.", max_length=100, minLength=1),
+            "job_id": jnid_schema(),
+            "contact_id": jnid_schema(),
+            "file_type": text(max_length=100, minLength=1),
         },
         clauses=_attachment_clauses,
         parents=lambda args: [args.get("job_id"), args.get("contact_id")],

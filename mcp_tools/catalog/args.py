@@ -6,18 +6,20 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, time
 from typing import Any
 
+from mcp_tools.catalog.notes import note
 from mcp_tools.jobnimbus.filters import Clause, must, range_, term
+from mcp_tools.timezones import current_locale, read_moment
 
 DEFAULT_SIZE = 20
 MAX_SIZE = 100
+DEFAULT_SORT_FIELD, DEFAULT_SORT_DIRECTION = "date_created", "desc"  # what JobNimbus sorts by when not told
 VERBOSITIES = ("summary", "compact", "detailed", "raw")
 # JobNimbus ids (jnid) are short opaque strings; bound them so a pasted blob is refused early.
-JNID_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9_\-]+$"}
+# One pattern holds the length too: the shortest spelling every provider reads.
+JNID_SCHEMA: dict[str, Any] = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"}
 # Quantities and amounts of money: finite (validation refuses inf and nan for every number) and at most a billion, so
 # the totals of an estimate's 200 items (quantity x price) stay finite and sendable (below 2e20).
 AMOUNT_MAX = 1_000_000_000
@@ -29,14 +31,40 @@ class ArgumentError(ValueError):
     """An argument passed the schema but its value cannot be used; the message names the argument."""
 
 
-def jnid_schema(description: str) -> dict[str, Any]:
-    """Return the schema of an argument holding a JobNimbus record id."""
-    return {**JNID_SCHEMA, "description": description}
+def jnid_schema(description: str | None = None) -> dict[str, Any]:
+    """Return the schema of an argument holding a JobNimbus record id (described only when the name says too little)."""
+    return {**JNID_SCHEMA, "description": description} if description else dict(JNID_SCHEMA)
 
 
-def amount_schema(description: str) -> dict[str, Any]:
+def amount_schema(description: str | None = None) -> dict[str, Any]:
     """Return the schema of a quantity or an amount of money: a finite number from 0 to AMOUNT_MAX."""
-    return {"type": "number", "minimum": 0, "maximum": AMOUNT_MAX, "description": description}
+    schema: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": AMOUNT_MAX}
+    return {**schema, "description": description} if description else schema
+
+
+def date_schema(description: str | None = None) -> dict[str, Any]:
+    """Return the schema of a date argument: an ISO date or datetime, or unix seconds written as digits.
+
+    One type (a string), so every client and model provider reads it alike; `to_epoch` reads all three forms.
+    """
+    schema: dict[str, Any] = {"type": "string", "maxLength": 40}
+    return {**schema, "description": description} if description else schema
+
+
+# What the shared list arguments mean is said once, in the server's instructions (LIST_ARGS_DOC) and each list
+# tool's description (which date field date_from/date_to filter); the schemas carry types, bounds and defaults only.
+LIST_ARGS_DOC = (
+    "They page with from/size (pass next_from as from to continue) and sort with sort_field/sort_direction "
+    "(default: date_created, desc). date_from/date_to filter date_created unless the tool names another field; they "
+    "take an ISO date or datetime (a bare date_to covers its whole day) or unix seconds as digits. status is an exact "
+    "status name (get_account_settings lists them); related_to a contact's or job's jnid. verbosity: summary (ids, "
+    "names, numbers, status), compact (the default: plus the useful fields), detailed (every non-empty field), raw "
+    "(as JobNimbus sent it); fields returns only those fields (jnid always kept) and overrides verbosity."
+)
+SHAPING_SCHEMAS: dict[str, Any] = {
+    "verbosity": {"type": "string", "enum": list(VERBOSITIES), "default": "compact"},
+    "fields": {"type": "array", "items": {"type": "string", "maxLength": 64}, "maxItems": 50},
+}
 
 
 def list_schema(
@@ -46,58 +74,26 @@ def list_schema(
     required: Sequence[str] = (),
     related: bool = True,
 ) -> dict[str, Any]:
-    """Return the input schema of a list tool: the shared list arguments plus `extra` ones."""
+    """Return the input schema of a list tool: the shared list arguments plus `extra` ones.
+
+    `date_field` is the field date_from/date_to filter; the tool's description names it (see LIST_ARGS_DOC).
+    """
     props: dict[str, Any] = {
-        "from": {"type": "integer", "minimum": 0, "default": 0, "description": "Offset of the first record (0-based)."},
-        "size": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_SIZE,
-            "default": DEFAULT_SIZE,
-            "description": f"Records per page, 1-{MAX_SIZE}.",
-        },
-        "sort_field": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": 64,
-            "description": "Field to sort by (JobNimbus default: date_created).",
-        },
-        "sort_direction": {"type": "string", "enum": ["asc", "desc"], "description": "Sort order (default desc)."},
-        "date_from": _date_schema(
-            f"Only records with {date_field} on or after this (ISO date/datetime or unix seconds)."
-        ),
-        "date_to": _date_schema(
-            f"Only records with {date_field} on or before this (ISO date/datetime or unix seconds)."
-        ),
-        "status": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": 100,
-            "description": "Exact status name, e.g. 'Lead'.",
-        },
-        "verbosity": {
-            "type": "string",
-            "enum": list(VERBOSITIES),
-            "default": "compact",
-            "description": "summary: ids, names, numbers, status; compact: plus the useful fields; "
-            "detailed: every non-empty field; raw: the records exactly as JobNimbus sent them.",
-        },
-        "fields": {
-            "type": "array",
-            "items": {"type": "string", "minLength": 1, "maxLength": 64},
-            "maxItems": 50,
-            "uniqueItems": True,
-            "description": "Return only these fields of each record (jnid is always kept); overrides verbosity.",
-        },
+        "from": {"type": "integer", "minimum": 0, "default": 0},
+        "size": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE, "default": DEFAULT_SIZE},
+        # JobNimbus's own sort defaults, declared so an explicit default and an omitted one share a cache entry.
+        "sort_field": {"type": "string", "minLength": 1, "maxLength": 64, "default": DEFAULT_SORT_FIELD},
+        "sort_direction": {"type": "string", "enum": ["asc", "desc"], "default": DEFAULT_SORT_DIRECTION},
+        "date_from": date_schema(),
+        "date_to": date_schema(),
+        "status": {"type": "string", "minLength": 1, "maxLength": 100},
+        **SHAPING_SCHEMAS,
     }
     if related:
-        props["related_to"] = jnid_schema("Only records linked to this parent record (a contact or job jnid).")
+        props["related_to"] = jnid_schema()
     props.update(extra or {})
-    return {"type": "object", "properties": props, "required": list(required), "additionalProperties": False}
-
-
-def _date_schema(description: str) -> dict[str, Any]:
-    return {"type": ["string", "integer"], "minimum": 0, "maxLength": 40, "description": description}
+    schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    return {**schema, "required": list(required)} if required else schema
 
 
 def list_query(
@@ -131,34 +127,24 @@ def shared_clauses(args: Mapping[str, Any], date_field: str) -> list[Clause]:
     return clauses
 
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
 def to_epoch(args: Mapping[str, Any], name: str, *, end_of_day: bool = False) -> int | None:
     """Return argument `name` (ISO date, ISO datetime or unix seconds) as unix seconds, None when absent.
 
-    A bare date means the whole day: its start for a lower bound, its last second for an upper bound.
+    An offset (or Z) is honoured; a datetime without one is the account's wall-clock time, and a bare date the
+    whole day there (its start for a lower bound, its last second for an upper bound): the answer's `notes` say
+    which zone and offset were used (`mcp_tools.timezones.read_moment`).
     """
     value = args.get(name)
     if value is None:
         return None
-    if isinstance(value, int):
-        return value
-    text = value.strip()
-    if text.isdigit():
-        return int(text)
     try:
-        if _ISO_DATE.match(text):
-            day = date.fromisoformat(text)
-            moment = datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
-        else:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        moment = read_moment(name, value, current_locale(), end_of_day=end_of_day)
     except ValueError:
         raise ArgumentError(
             f"Argument '{name}' must be an ISO date (2025-01-31), ISO datetime or unix seconds, got {value!r}"
         ) from None
-    return int(moment.timestamp())
+    note(moment.note)
+    return moment.epoch
 
 
 def upstream_args(args: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,25 +28,26 @@ from mcp_tools.jobnimbus.errors import NotFoundError, ValidationError
 from mcp_tools.jobnimbus.filters import must, terms
 
 NAME_FIELDS = ("first_name", "last_name", "display_name", "company")
+# Each field is described only where its name says too little; the tools' descriptions say the rest once.
 CONTACT_PROPS: dict[str, Any] = {
-    "first_name": text("First name.", max_length=100),
-    "last_name": text("Last name.", max_length=100),
-    "display_name": text("Name shown in JobNimbus (defaults to first + last).", max_length=200),
-    "company": text("Company name.", max_length=200),
-    "email": text("Email address.", max_length=254),
-    "mobile_phone": text("Mobile phone.", max_length=40),
-    "home_phone": text("Home phone.", max_length=40),
-    "work_phone": text("Work phone.", max_length=40),
-    "address_line1": text("Street address.", max_length=200),
-    "address_line2": text("Address line 2.", max_length=200),
-    "city": text("City.", max_length=100),
-    "state_text": text("State, e.g. 'GA'.", max_length=50),
-    "zip": text("ZIP / postal code.", max_length=20),
-    "description": text("Free-text description.", max_length=4000),
-    "source_name": text("Lead source, one of the account's sources (get_account_settings).", max_length=100),
-    "external_id": text("Your system's id for this contact (used to skip duplicates on import).", max_length=100),
-    "record_type_name": text("Contact workflow, e.g. 'Customer' (default: the account's first).", max_length=100),
-    "status_name": text("Status in that workflow, e.g. 'Lead' (default: the workflow's first).", max_length=100),
+    "first_name": text(max_length=100),
+    "last_name": text(max_length=100),
+    "display_name": text(max_length=200),
+    "company": text(max_length=200),
+    "email": text(max_length=254),
+    "mobile_phone": text(max_length=40),
+    "home_phone": text(max_length=40),
+    "work_phone": text(max_length=40),
+    "address_line1": text(max_length=200),
+    "address_line2": text(max_length=200),
+    "city": text(max_length=100),
+    "state_text": text(max_length=50),
+    "zip": text(max_length=20),
+    "description": text(max_length=4000),
+    "source_name": text("A lead source of the account (get_account_settings).", max_length=100),
+    "external_id": text("Your system's id for the contact.", max_length=100),
+    "record_type_name": text("Contact workflow.", max_length=100),
+    "status_name": text(max_length=100),
 }
 ROW_SCHEMA = object_schema(CONTACT_PROPS)
 _ROW_VALIDATOR = validator_for(ROW_SCHEMA)  # integers as strict as tool arguments
@@ -108,6 +109,7 @@ def _import_row(spec: ToolSpec, ctx: ToolContext, index: int, row: Any, existing
     return drop_none({**base, "status": "created", "jnid": record.get("jnid"), "notice": notice})
 
 
+# The one output schema beside the list envelope: a program reading an import needs the per-row outcome.
 IMPORT_OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -121,10 +123,6 @@ IMPORT_OUTPUT_SCHEMA: dict[str, Any] = {
                 "properties": {
                     "row": {"type": "integer"},
                     "status": {"type": "string", "enum": ["created", "skipped", "failed"]},
-                    "jnid": {"type": "string"},
-                    "external_id": {"type": "string"},
-                    "message": {"type": "string"},
-                    "notice": {"type": "string"},
                 },
                 "required": ["row", "status"],
             },
@@ -139,8 +137,8 @@ TOOLS: list[ToolSpec] = [
     list_tool(
         name="get_contacts",
         title="List contacts",
-        description="List contacts (customers, leads, vendors), newest first. Filter by status, creation date window "
-        "or related_to; page with from/size. Each record's jnid is what get_contact, get_jobs(related_to=...) take.",
+        description="List contacts (customers, leads, vendors), newest first. A contact's jnid is what get_contact "
+        "and get_jobs(related_to=...) take.",
         entity="contact",
     ),
     search_tool(
@@ -159,9 +157,9 @@ TOOLS: list[ToolSpec] = [
     create_tool(
         name="create_contact",
         title="Create a contact",
-        description="Create a contact. Give at least one of first_name, last_name, display_name or company. Without "
-        "record_type_name/status_name the account's first contact workflow and its first status are used "
-        "(the result's notice says which).",
+        description="Create a contact; give first_name, last_name, display_name (default: first + last) or company. "
+        "record_type_name/status_name default to the account's first contact workflow and its first status (the "
+        "answer's notice says which).",
         entity="contact",
         schema=object_schema(CONTACT_PROPS),
         body=contact_record,
@@ -170,7 +168,7 @@ TOOLS: list[ToolSpec] = [
     update_tool(
         name="update_contact",
         title="Update a contact",
-        description="Change the given fields of a contact; fields not passed are left as they are.",
+        description="Change the given fields of a contact (create_contact's); fields not passed stay as they are.",
         entity="contact",
         properties=CONTACT_PROPS,
         body=record_body,
@@ -184,19 +182,14 @@ TOOLS: list[ToolSpec] = [
     ToolSpec(
         name="bulk_import_contacts",
         title="Import contacts in bulk",
-        description=f"Create up to {MAX_IMPORT_ROWS} contacts in one call, each row shaped like create_contact's "
-        "arguments. Returns a result per row (created with its jnid, skipped, or failed with the reason); a bad row "
-        "does not stop the others. Rows whose external_id already exists in JobNimbus are skipped, so give every row "
-        "an external_id and a retried import creates no duplicates.",
+        description=f"Create up to {MAX_IMPORT_ROWS} contacts, each row an object of create_contact's arguments; "
+        "answers per row (created with its jnid, skipped, or failed and why), a bad row failing alone. A row whose "
+        "external_id JobNimbus has is skipped: give each row one and a retried import creates no duplicates.",
         input_schema=object_schema(
             {
-                "rows": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": MAX_IMPORT_ROWS,
-                    "items": {"description": "One contact; a row that is not valid fails alone."},
-                    "description": "The contacts to create (create_contact's fields, plus external_id).",
-                }
+                # Each row is checked on its own (ROW_SCHEMA), so a row with a bad field fails alone; the schema
+                # says only that rows are objects.
+                "rows": {"type": "array", "minItems": 1, "maxItems": MAX_IMPORT_ROWS, "items": {"type": "object"}}
             },
             required=["rows"],
         ),

@@ -8,31 +8,24 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from mcp_tools.catalog.args import VERBOSITIES, jnid_schema, list_schema
+from mcp_tools.catalog.args import SHAPING_ARGS, SHAPING_SCHEMAS, jnid_schema, list_schema
 from mcp_tools.catalog.base import Args, Handler, ToolContext, ToolResult, ToolSpec
+from mcp_tools.catalog.compose import include_property
 from mcp_tools.catalog.runtime import get_record, list_records
 from mcp_tools.catalog.search import SearchFields, search_clause
 from mcp_tools.catalog.writes import Defaults, created, deleted, updated
 from mcp_tools.entities import entity as entity_row
 from mcp_tools.jobnimbus.filters import Clause
-from mcp_tools.shaping import DETAIL_OUTPUT_SCHEMA, LIST_OUTPUT_SCHEMA
 
-READ = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": True}
-CREATE = {"readOnlyHint": False, "destructiveHint": False, "idempotentHint": False, "openWorldHint": True}
-UPDATE = {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": True, "openWorldHint": True}
+# Tool annotations state only the hints that differ from the MCP defaults (readOnlyHint false, destructiveHint true,
+# idempotentHint false, openWorldHint true: every tool here talks to JobNimbus, an open world); `hint()` reads them
+# back with the defaults filled in.
+HINT_DEFAULTS = {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": False, "openWorldHint": True}
+READ = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True}
+CREATE = {"destructiveHint": False}
+UPDATE = {"idempotentHint": True}
 DELETE = UPDATE
-WRITE_OUTPUT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "record": {"type": "object", "additionalProperties": True},
-        "notice": {"type": "string"},
-    },
-    "required": ["record"],
-}
-SHAPING_PROPS: dict[str, Any] = {
-    "verbosity": {"type": "string", "enum": list(VERBOSITIES), "default": "compact"},
-    "fields": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 64}, "maxItems": 50},
-}
+SHAPING_PROPS: dict[str, Any] = SHAPING_SCHEMAS
 
 
 def list_tool(
@@ -46,10 +39,22 @@ def list_tool(
     required: Sequence[str] = (),
     clauses: Callable[[Args], list[Clause]] | None = None,
     parents: Callable[[Args], list[str | None]] | None = None,
+    by_jnid: bool = False,
 ) -> ToolSpec:
-    """Declare a list tool over `entity`'s resource with the shared list arguments plus `extra` ones."""
+    """Declare a list tool over `entity`'s resource with the shared list arguments plus `extra` ones.
+
+    `by_jnid` adds a `jnid` argument that answers that one record instead of a page (the detail read, shaped as a
+    detail tool shapes it): one tool per entity where a detail tool would only repeat the list's arguments. Only for
+    an entity whose detail read has the list's cache policy, so the tool still reads under the one it declares.
+    """
+    row = entity_row(entity)
+    if by_jnid and row.cache_policy("get") != row.cache_policy("list"):
+        raise ValueError(f"{name}: {entity} details have a cache policy of their own; declare a detail_tool")
 
     def handler(spec: ToolSpec, ctx: ToolContext, args: Args) -> ToolResult:
+        if by_jnid and args.get("jnid"):
+            # Only the id and the shaping arguments: the page and filter defaults never key a record's entry.
+            return get_record(ctx, spec, {k: args[k] for k in ("jnid", *SHAPING_ARGS) if k in args})
         return list_records(
             ctx,
             spec,
@@ -59,13 +64,15 @@ def list_tool(
             parents=parents(args) if parents else (),
         )
 
-    row = entity_row(entity)
+    one = {"jnid": jnid_schema()} if by_jnid else {}  # the description says what it does
     return ToolSpec(
         name=name,
         title=title,
         description=description,
-        input_schema=list_schema(date_field=date_field, extra=extra, required=required),
-        output_schema=LIST_OUTPUT_SCHEMA,
+        input_schema=list_schema(date_field=date_field, extra={**one, **(extra or {})}, required=required),
+        # The list envelope ({count, from, size, next_from, records}) is the same for every list tool and said once,
+        # in the server's instructions; an output schema per tool would repeat it 15 times and tell a model nothing.
+        output_schema=None,
         annotations=READ,
         handler=handler,
         policy=row.cache_policy("list"),
@@ -81,13 +88,13 @@ def search_tool(*, name: str, title: str, description: str, entity: str, fields:
         return list_records(ctx, spec, args, clauses=[search_clause(args["query"], fields)], op="search")
 
     row = entity_row(entity)
-    query = {"query": text("What to look for.", max_length=200, minLength=1)}
+    query = {"query": text(max_length=200, minLength=1)}
     return ToolSpec(
         name=name,
         title=title,
         description=description,
         input_schema=list_schema(extra=query, required=["query"]),
-        output_schema=LIST_OUTPUT_SCHEMA,
+        output_schema=None,
         annotations=READ,
         handler=handler,
         policy=row.cache_policy("search"),
@@ -107,8 +114,10 @@ def detail_tool(*, name: str, title: str, description: str, entity: str) -> Tool
         name=name,
         title=title,
         description=description,
-        input_schema=object_schema({**_jnid(entity), **SHAPING_PROPS}, required=["jnid"]),
-        output_schema=DETAIL_OUTPUT_SCHEMA,
+        # include: related records in the same answer (catalog.compose), for the entities that have parts.
+        input_schema=object_schema({**_jnid(entity), **SHAPING_PROPS, **include_property(row.name)}, required=["jnid"]),
+        # A record's fields vary by account: an output schema could say only "an object", so none is declared.
+        output_schema=None,
         annotations=READ,
         handler=handler,
         policy=row.cache_policy("get"),
@@ -174,14 +183,15 @@ def _write_tool(
     annotations: Mapping[str, Any],
     handler: Handler,
 ) -> ToolSpec:
-    """Declare a write tool on `entity`'s resource: never cached, answered with `{record, notice?}`."""
+    """Declare a write tool on `entity`'s resource: never cached, answered with `{record, notice?}` (no output
+    schema: the record's fields are the account's, and the tool's description says what comes back)."""
     row = entity_row(entity)
     return ToolSpec(
         name=name,
         title=title,
         description=description,
         input_schema=schema,
-        output_schema=WRITE_OUTPUT_SCHEMA,
+        output_schema=None,
         annotations=annotations,
         handler=handler,
         entity=row.name,
@@ -190,14 +200,50 @@ def _write_tool(
 
 
 def _jnid(entity: str) -> dict[str, Any]:
-    return {"jnid": jnid_schema(f"The {entity}'s jnid.")}
+    return {"jnid": jnid_schema()}  # get_job's jnid is the job's: the tool's name says whose
 
 
 def object_schema(properties: Mapping[str, Any], *, required: Sequence[str] = ()) -> dict[str, Any]:
-    """Return a closed object schema (unknown arguments are refused)."""
-    return {"type": "object", "properties": dict(properties), "required": list(required), "additionalProperties": False}
+    """Return a closed object schema (unknown arguments are refused); `required` is left out when empty."""
+    schema: dict[str, Any] = {"type": "object", "properties": dict(properties), "additionalProperties": False}
+    return {**schema, "required": list(required)} if required else schema
 
 
-def text(description: str, *, max_length: int = 500, **extra: Any) -> dict[str, Any]:
-    """Return the schema of a free-text argument."""
-    return {"type": "string", "maxLength": max_length, "description": description, **extra}
+def text(description: str | None = None, *, max_length: int = 500, **extra: Any) -> dict[str, Any]:
+    """Return the schema of a free-text argument, described only when its name and tool say too little."""
+    schema = {"type": "string", "maxLength": max_length, **extra}
+    return {**schema, "description": description} if description else schema
+
+
+# Keywords that only guard the server (a pasted blob, an id that cannot be one, a list longer than any real one; a
+# limit a model needs, like bulk_import_contacts' 100 rows, is in the tool's description): validation applies them,
+# refusing with a message that names the bound, but no model's real argument meets them, so the published schema
+# leaves them out (`published`) rather than repeat them in every conversation's tool list.
+GUARD_KEYWORDS = frozenset({"maxLength", "minLength", "pattern", "maxItems"})
+
+
+def published(schema: Any) -> Any:
+    """Return `schema` as tools/list shows it: the validation schema without its GUARD_KEYWORDS, at every depth.
+
+    Only keywords directly in a schema object are dropped: a property that happens to be called `pattern` stays.
+    """
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in GUARD_KEYWORDS:
+            continue
+        if key == "properties" and isinstance(value, Mapping):
+            out[key] = {name: published(sub) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties", "not"):
+            out[key] = published(value)
+        elif key in ("anyOf", "allOf", "oneOf") and isinstance(value, list):
+            out[key] = [published(sub) for sub in value]
+        else:
+            out[key] = value
+    return out
+
+
+def hint(annotations: Mapping[str, Any], name: str) -> bool:
+    """Return annotation hint `name` of a tool, its MCP default when the declaration leaves it out."""
+    return bool(annotations.get(name, HINT_DEFAULTS[name]))

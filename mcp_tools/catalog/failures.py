@@ -7,13 +7,13 @@ unavailable JobNimbus; then the JobNimbus-specific answers (not found, rejected)
 from __future__ import annotations
 
 from cacheops.errors import UpstreamError, UpstreamUnavailableError, whole_seconds
-from mcp_tools.jobnimbus.errors import NotFoundError, ValidationError
+from mcp_tools.jobnimbus.errors import AuthError, MalformedKeyError, NotFoundError, ValidationError
 
 
 def upstream_message(exc: UpstreamError) -> str:
     """Return what a model should be told about a failed JobNimbus call."""
     if exc.refuses_key:
-        return f"JobNimbus refused the API key: {exc}. Check the key sent in X-JobNimbus-Api-Key."
+        return refused_key_message(exc)
     if exc.backs_off_key:
         return rate_limited_message(exc.retry_after_s)
     if isinstance(exc, NotFoundError):
@@ -26,6 +26,19 @@ def upstream_message(exc: UpstreamError) -> str:
     if isinstance(exc, UpstreamUnavailableError):
         return unavailable_message(exc.retry_after_s)
     return f"JobNimbus request failed: {exc}"
+
+
+def refused_key_message(exc: UpstreamError) -> str:
+    """Return what a refused (or malformed) key means, said once: the client's error already names JobNimbus's
+    refusal and the header, so only a refusal remembered from moments ago adds its own reason."""
+    if isinstance(exc, MalformedKeyError):
+        return f"{exc}."
+    if isinstance(exc, AuthError):
+        return (
+            f"JobNimbus refused the API key (HTTP {exc.status}): check the key sent in X-JobNimbus-Api-Key and its "
+            "access profile."
+        )
+    return f"JobNimbus refused the API key: {exc}. Check the key sent in X-JobNimbus-Api-Key."
 
 
 def unavailable_message(retry_after_s: float | None) -> str:

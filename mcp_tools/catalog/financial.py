@@ -6,28 +6,28 @@ from typing import Any
 
 from mcp_tools.catalog.args import amount_schema, jnid_schema
 from mcp_tools.catalog.base import Args, ToolSpec
-from mcp_tools.catalog.declare import create_tool, delete_tool, detail_tool, list_tool, object_schema, text, update_tool
+from mcp_tools.catalog.declare import create_tool, delete_tool, list_tool, object_schema, text, update_tool
 from mcp_tools.catalog.writes import link, record_body
 
 ITEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "name": text("Item name, e.g. 'Architectural Shingles'.", max_length=200, minLength=1),
-        "description": text("Item description.", max_length=1000),
-        "quantity": amount_schema("How many units."),
+        "name": text(max_length=200, minLength=1),
+        "description": text(max_length=1000),
+        "quantity": amount_schema(),
         "price": amount_schema("Unit price."),
         "cost": amount_schema("Unit cost."),
         "uom": text("Unit of measure, e.g. 'SQ'.", max_length=20),
-        "jnid": jnid_schema("Product jnid, when the item comes from the catalog (get_products)."),
+        "jnid": jnid_schema("The product's jnid (get_products), if any."),
     },
     "required": ["name", "quantity", "price"],
     "additionalProperties": False,
 }
 ESTIMATE_PROPS: dict[str, Any] = {
-    "items": {"type": "array", "items": ITEM_SCHEMA, "minItems": 1, "maxItems": 200, "description": "Line items."},
-    "status_name": text("Estimate status, e.g. 'Draft', 'Sent', 'Approved'.", max_length=100),
-    "description": text("Notes shown on the estimate.", max_length=4000),
-    "external_id": text("Your system's id for this estimate.", max_length=100),
+    "items": {"type": "array", "items": ITEM_SCHEMA, "minItems": 1, "maxItems": 200},
+    "status_name": text("e.g. 'Draft', 'Sent', 'Approved'.", max_length=100),
+    "description": text(max_length=4000),
+    "external_id": text(max_length=100),
 }
 
 
@@ -48,20 +48,15 @@ def _totals(items: list[dict[str, Any]]) -> dict[str, float]:
     return {"subtotal": round(subtotal, 2), "cost": round(cost, 2)}
 
 
-ON_JOB = "Use related_to=<job jnid> for one job's; status for one status ('Draft', 'Sent', 'Paid', ...)."
+ON_JOB = "related_to=<job jnid> for a job's, status e.g. 'Draft', 'Sent', 'Paid'."
 
 TOOLS: list[ToolSpec] = [
     list_tool(
         name="get_estimates",
         title="List estimates",
-        description=f"List estimates (quotes) with totals. {ON_JOB}",
+        description=f"List estimates (quotes) with totals. {ON_JOB} jnid for one estimate with its line items.",
         entity="estimate",
-    ),
-    detail_tool(
-        name="get_estimate",
-        title="Get an estimate",
-        description="Return one estimate by jnid, with its line items and totals.",
-        entity="estimate",
+        by_jnid=True,
     ),
     create_tool(
         name="create_estimate",
@@ -70,7 +65,7 @@ TOOLS: list[ToolSpec] = [
         "them, tax and total by JobNimbus.",
         entity="estimate",
         schema=object_schema(
-            {"related_to": jnid_schema("jnid of the job (or contact) the estimate is for."), **ESTIMATE_PROPS},
+            {"related_to": jnid_schema("The job's (or contact's) jnid."), **ESTIMATE_PROPS},
             required=["related_to", "items"],
         ),
         body=_estimate_body,
@@ -92,14 +87,9 @@ TOOLS: list[ToolSpec] = [
     list_tool(
         name="get_invoices",
         title="List invoices",
-        description=f"List invoices with total, total_paid and due. {ON_JOB}",
+        description=f"List invoices with total, total_paid and due. {ON_JOB} jnid for one invoice with its line items.",
         entity="invoice",
-    ),
-    detail_tool(
-        name="get_invoice",
-        title="Get an invoice",
-        description="Return one invoice by jnid, with line items, totals and amount due.",
-        entity="invoice",
+        by_jnid=True,
     ),
     list_tool(
         name="get_payments",
@@ -117,14 +107,9 @@ TOOLS: list[ToolSpec] = [
     list_tool(
         name="get_work_orders",
         title="List work orders",
-        description=f"List work orders (crew assignments). {ON_JOB}",
+        description=f"List work orders (crew assignments). {ON_JOB} jnid for one work order with its items.",
         entity="workorder",
-    ),
-    detail_tool(
-        name="get_work_order",
-        title="Get a work order",
-        description="Return one work order by jnid, with its items.",
-        entity="workorder",
+        by_jnid=True,
     ),
     list_tool(
         name="get_material_orders",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp_tools.catalog.args import jnid_schema, to_epoch
+from mcp_tools.catalog.args import date_schema, jnid_schema, to_epoch
 from mcp_tools.catalog.base import Args, ToolSpec
 from mcp_tools.catalog.declare import (
     create_tool,
@@ -19,23 +19,21 @@ from mcp_tools.catalog.declare import (
 from mcp_tools.catalog.search import JOB_FIELDS, JOB_SHAPES_DOC
 from mcp_tools.catalog.writes import link, record_body, workflow_defaults
 
-DATE = {"type": ["string", "integer"], "minimum": 0, "maxLength": 40}
+# Each field is described only where its name says too little; the tools' descriptions say the rest once.
 JOB_PROPS: dict[str, Any] = {
-    "name": text("Job name, e.g. 'Smith - Roof Replacement'.", max_length=200, minLength=1),
-    "description": text("Free-text description.", max_length=4000),
-    "primary_contact_id": jnid_schema("jnid of the customer contact this job is for."),
-    "address_line1": text("Street address of the job site.", max_length=200),
-    "city": text("City.", max_length=100),
-    "state_text": text("State, e.g. 'GA'.", max_length=50),
-    "zip": text("ZIP / postal code.", max_length=20),
-    "date_start": {**DATE, "description": "Planned start (ISO date/datetime or unix seconds)."},
-    "date_end": {**DATE, "description": "Planned end (ISO date/datetime or unix seconds)."},
-    "source_name": text("Lead source, one of the account's sources.", max_length=100),
-    "external_id": text("Your system's id for this job.", max_length=100),
-    "record_type_name": text(
-        "Job workflow, e.g. 'Retail' (default: the account's first job workflow).", max_length=100
-    ),
-    "status_name": text("Status in that workflow, e.g. 'Lead' (default: the workflow's first).", max_length=100),
+    "name": text("e.g. 'Smith - Roof Replacement'.", max_length=200, minLength=1),
+    "description": text(max_length=4000),
+    "primary_contact_id": jnid_schema("The customer contact's jnid."),
+    "address_line1": text("Job site street address.", max_length=200),
+    "city": text(max_length=100),
+    "state_text": text(max_length=50),
+    "zip": text(max_length=20),
+    "date_start": date_schema("Planned start."),
+    "date_end": date_schema("Planned end."),
+    "source_name": text("A lead source of the account.", max_length=100),
+    "external_id": text("Your system's id for the job.", max_length=100),
+    "record_type_name": text("Job workflow, e.g. 'Retail'.", max_length=100),
+    "status_name": text(max_length=100),
 }
 
 
@@ -55,9 +53,8 @@ TOOLS: list[ToolSpec] = [
     list_tool(
         name="get_jobs",
         title="List jobs",
-        description="List jobs (roofing projects), newest first. Use related_to=<contact jnid> for a customer's jobs, "
-        "status for a pipeline stage ('Lead', 'Production', ...; see get_account_settings), date_from/date_to on "
-        "creation date. Then use get_job, get_attachments(job_id=...), get_activities(related_to=...).",
+        description="List jobs (roofing projects), newest first: related_to=<contact jnid> for a customer's jobs, "
+        "status for a pipeline stage ('Lead', 'Production', ...). get_job reads one job and what hangs off it.",
         entity="job",
     ),
     search_tool(
@@ -76,8 +73,8 @@ TOOLS: list[ToolSpec] = [
     create_tool(
         name="create_job",
         title="Create a job",
-        description="Create a job, usually for a customer (primary_contact_id). Without record_type_name/status_name "
-        "the account's first job workflow and its first status are used (the result's notice says which).",
+        description="Create a job, usually for a customer (primary_contact_id). record_type_name/status_name default "
+        "to the account's first job workflow and its first status (the answer's notice says which).",
         entity="job",
         schema=object_schema(JOB_PROPS, required=["name"]),
         body=job_body,
@@ -86,7 +83,8 @@ TOOLS: list[ToolSpec] = [
     update_tool(
         name="update_job",
         title="Update a job",
-        description="Change the given fields of a job (e.g. status_name to move it along the pipeline); others stay.",
+        description="Change the given fields of a job (create_job's), e.g. status_name to move it along the "
+        "pipeline; others stay.",
         entity="job",
         properties=JOB_PROPS,
         body=job_body,

@@ -19,8 +19,12 @@ from cacheops.errors import UpstreamError
 from mcp_tools.catalog import account, activities, contacts, financial, jobs
 from mcp_tools.catalog.args import ArgumentError
 from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec, UnknownToolError
+from mcp_tools.catalog.compose import composed
 from mcp_tools.catalog.failures import upstream_message
+from mcp_tools.catalog.notes import collecting, with_notes
 from mcp_tools.catalog.validation import first_error, validator_for
+from mcp_tools.catalog.warnings import check_choices
+from mcp_tools.timezones import instance_locale, using_locale
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +59,13 @@ def get_tool(name: str) -> ToolSpec:
 
 
 def call_tool(ctx: ToolContext, name: str, arguments: Mapping[str, Any] | None) -> ToolResult:
-    """Validate `arguments`, apply defaults, run the tool; every failure is an `is_error` result, never raised."""
-    return answer(ctx, name, lambda: _run(ctx, get_tool(name), arguments))
+    """Validate `arguments`, apply defaults, run the tool; every failure is an `is_error` result, never raised.
+
+    The call is answered in its instance's time zone and currency, and the notes on how its arguments were read
+    (a datetime without an offset) are added to the answer.
+    """
+    with using_locale(instance_locale(ctx.instance)), collecting() as notes:
+        return with_notes(answer(ctx, name, lambda: _run(ctx, get_tool(name), arguments)), notes)
 
 
 def _run(ctx: ToolContext, spec: ToolSpec, arguments: Mapping[str, Any] | None) -> ToolResult:
@@ -66,7 +75,11 @@ def _run(ctx: ToolContext, spec: ToolSpec, arguments: Mapping[str, Any] | None) 
     problem = first_error(_validator(spec.name), args)
     if problem:
         raise ArgumentError(problem)
-    return spec.run(ctx, with_defaults(spec.input_schema, args))
+    filled = with_defaults(spec.input_schema, args)
+    check_choices(ctx, spec, filled)  # a status or type the account does not have: an error naming near matches
+    if filled.get("include"):  # a detail with its related records: each part is a call of its own tool
+        return composed(ctx, spec, filled, lambda tool, part_args: call_tool(ctx, tool, part_args))
+    return spec.run(ctx, filled)
 
 
 def answer(ctx: ToolContext, name: str, call: Callable[[], ToolResult]) -> ToolResult:

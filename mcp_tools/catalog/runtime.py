@@ -173,11 +173,14 @@ def list_records(
 
 def get_record(ctx: ToolContext, spec: ToolSpec, args: Args) -> ToolResult:
     """Run a detail tool: record `args["jnid"]` of its resource, cached and shaped."""
-    jnid, resource = args["jnid"], declared_resource(spec)
-    value, meta = read(
-        ctx, spec, op="get", args=args, tags=[record_tag(jnid)], fetch=lambda: client(ctx).get(resource, jnid)
-    )
+    value, meta = record_value(ctx, spec, args)
     return shaped_result(ctx, spec.name, value, args, meta, lambda: detail_result(value, declared_entity(spec), args))
+
+
+def record_value(ctx: ToolContext, spec: ToolSpec, args: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Return (record `args["jnid"]` as JobNimbus sent it, cache meta): detail tool `spec`'s read, unshaped."""
+    jnid, resource = args["jnid"], declared_resource(spec)
+    return read(ctx, spec, op="get", args=args, tags=[record_tag(jnid)], fetch=lambda: client(ctx).get(resource, jnid))
 
 
 def related_ids(record: Mapping[str, Any]) -> list[str]:

@@ -31,12 +31,10 @@ class SearchFields:
 
 CONTACT_FIELDS = SearchFields(name="display_name", email="email", phone="mobile_phone")
 JOB_FIELDS = SearchFields(name="name")
-_SHAPES = "The query's shape picks one field (JobNimbus filters cannot OR fields): "
-_COMMON_SHAPES = (
-    "up to 6 digits → record number; a house number then words → street address; anything else → name "
-    "contains the text (case-insensitive)."
-)
-SHAPES_DOC = _SHAPES + "an email → exact email; 7+ digits → mobile phone (any formatting); " + _COMMON_SHAPES
+# JobNimbus filters cannot OR fields, so the query's shape picks one; the tools' descriptions say which, briefly.
+_SHAPES = "The query's shape picks the field: "
+_COMMON_SHAPES = "up to 6 digits → number; house number and words → street address; else name contains it."
+SHAPES_DOC = _SHAPES + "an email → email; 7+ digits → mobile phone (any formatting); " + _COMMON_SHAPES
 JOB_SHAPES_DOC = _SHAPES + _COMMON_SHAPES
 
 

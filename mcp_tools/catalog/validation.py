@@ -12,6 +12,7 @@ from jsonschema.exceptions import ValidationError as SchemaError
 from jsonschema.exceptions import best_match
 
 from mcp_tools.memo import OwnedMemo
+from mcp_tools.suggest import did_you_mean, near
 
 _TYPE_NAMES = {
     "integer": "an integer",
@@ -89,8 +90,22 @@ MAX_REMEMBERED_BYTES = 2048
 
 
 def _judge(validator: Draft202012Validator, instance: Any, prefix: str) -> str | None:
-    error = best_match(validator.iter_errors(instance))
-    return None if error is None else describe(error, prefix)
+    """Return the message of the most relevant error; an unknown argument comes first (it usually explains the
+    rest: `get_job {"id": ...}` is missing `jnid` because `id` was meant), the others it explains are added."""
+    errors = list(validator.iter_errors(instance))
+    unknown = [e for e in errors if e.validator == "additionalProperties"]
+    error = best_match(unknown or errors)
+    if error is None:
+        return None
+    message = describe(error, prefix)
+    if unknown:
+        missing = [
+            e for e in errors if e.validator == "required" and list(e.absolute_path) == list(error.absolute_path)
+        ]
+        names = [_missing_name(e) for e in missing]
+        if names:
+            message += f"; {', '.join(repr(_join(_path(error, prefix), n)) for n in names)} required"
+    return message
 
 
 def describe(error: SchemaError, prefix: str = "") -> str:
@@ -98,14 +113,51 @@ def describe(error: SchemaError, prefix: str = "") -> str:
     where = _path(error, prefix)
     kind, schema, value = error.validator, error.schema, error.instance
     if kind == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return f"Argument {_join(where, missing)!r} is required"
+        return f"Argument {_join(where, _missing_name(error))!r} is required"
     if kind == "additionalProperties":
-        allowed = sorted(schema.get("properties", {}))
+        allowed = list(schema.get("properties", {}))
         extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
-        names = ", ".join(repr(_join(where, n)) for n in extra)
-        return f"Unknown argument{'s' if len(extra) > 1 else ''} {names}; allowed: {', '.join(allowed)}"
-    return f"Argument {where or '(arguments)'!r} must be {_expected(schema)}, got {_shown(value)}{_why(kind, value)}"
+        names = ", ".join(repr(_join(where, n)) + _hint(n, allowed) for n in extra)
+        return f"Unknown argument{'s' if len(extra) > 1 else ''} {names}; allowed: {', '.join(sorted(allowed))}"
+    said = f"Argument {where or '(arguments)'!r} must be {_expected(schema)}, got {_shown(value)}{_why(kind, value)}"
+    if kind == "enum" and isinstance(value, str):
+        said += "." + did_you_mean(near(value, [v for v in schema["enum"] if isinstance(v, str)]))
+    return said
+
+
+# Names other APIs use for an argument these tools call differently.
+_ALIASES = {
+    "id": "jnid",
+    "record_id": "jnid",
+    "limit": "size",
+    "page_size": "size",
+    "per_page": "size",
+    "offset": "from",
+    "start": "from",
+    "q": "query",
+    "search": "query",
+    "text": "query",
+    "sort": "sort_field",
+    "order_by": "sort_field",
+    "order": "sort_direction",
+    "since": "date_from",
+    "start_date": "date_from",
+    "until": "date_to",
+    "end_date": "date_to",
+}
+
+
+def _hint(name: str, allowed: list[str]) -> str:
+    """Return " (did you mean 'jnid'?)" for an unknown argument with a near match among the allowed ones."""
+    alias = _ALIASES.get(name)
+    matches = [alias] if alias in allowed else near(name, allowed, n=2)
+    if not matches:
+        return ""
+    return " (did you mean " + " or ".join(repr(m) for m in matches) + "?)"
+
+
+def _missing_name(error: SchemaError) -> str:
+    return error.message.split("'")[1] if "'" in error.message else error.message
 
 
 def _expected(schema: Mapping[str, Any]) -> str:

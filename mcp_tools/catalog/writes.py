@@ -16,6 +16,7 @@ from mcp_tools.catalog.runtime import (
     result,
     write,
 )
+from mcp_tools.shaping import write_result
 
 # Schema arguments that are tool controls, never record fields.
 _CONTROL_ARGS = frozenset({"jnid"})
@@ -105,7 +106,7 @@ def create_record(ctx: ToolContext, spec: ToolSpec, body: dict[str, Any]) -> dic
 
 def created(ctx: ToolContext, spec: ToolSpec, body: dict[str, Any], notice: str | None = None) -> ToolResult:
     """Create a record, invalidate what it touches, and answer with it (and `notice` about filled defaults)."""
-    return result(drop_none({"record": create_record(ctx, spec, body), "notice": notice}))
+    return result(write_result(create_record(ctx, spec, body), notice=notice))
 
 
 def updated(ctx: ToolContext, spec: ToolSpec, args: Args, body: dict[str, Any]) -> ToolResult:
@@ -114,11 +115,11 @@ def updated(ctx: ToolContext, spec: ToolSpec, args: Args, body: dict[str, Any]) 
         raise ArgumentError("Pass at least one field to change besides 'jnid'")
     jnid, resource, api = args["jnid"], declared_resource(spec), client(ctx)
     record = write(ctx, declared_entity(spec), "updated", lambda: api.update(resource, jnid, body), jnid)
-    return result({"record": record})
+    return result(write_result(record))
 
 
 def deleted(ctx: ToolContext, spec: ToolSpec, args: Args) -> ToolResult:
     """Delete record `args["jnid"]` (JobNimbus sets is_active false), invalidate, and answer with it."""
     jnid, resource, entity, api = args["jnid"], declared_resource(spec), declared_entity(spec), client(ctx)
     record = write(ctx, entity, "deleted", lambda: api.delete(resource, jnid), jnid)
-    return result({"record": record, "notice": f"{entity} {jnid} deleted (JobNimbus keeps it with is_active false)."})
+    return result(write_result(record, notice=f"{entity} {jnid} deleted (JobNimbus keeps it with is_active false)."))

@@ -15,6 +15,7 @@ from mcp_types import CallToolResult, TextContent, Tool, ToolAnnotations
 from cacheops.api import CacheOutcome
 from mcp_tools.catalog import registry
 from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec
+from mcp_tools.catalog.declare import published
 from mcp_tools.conf import mcp_setting
 from mcp_tools.protocol.errors import invalid_params
 
@@ -28,12 +29,13 @@ def catalog() -> ModuleType:
 
 
 def tool_json(spec: ToolSpec) -> dict[str, Any]:
-    """Return a tool's declaration in the wire's `Tool` shape."""
+    """Return a tool's declaration in the wire's `Tool` shape: its input schema as published (without the bounds
+    that only guard the server, `declare.GUARD_KEYWORDS`; the registry validates with them)."""
     tool = Tool(
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        input_schema=dict(spec.input_schema),
+        input_schema=published(spec.input_schema),
         output_schema=dict(spec.output_schema) if spec.output_schema is not None else None,
         annotations=ToolAnnotations.model_validate(dict(spec.annotations)) if spec.annotations else None,
     )
