@@ -59,13 +59,36 @@ def project(
         return readable(_picked(record, ("jnid", *fields)), zone, full=False)
     if verbosity in _BRIEF:
         kept = _kept_fields(entity, verbosity, ())
-        named = {name: record[name] for name in kept if name in record and _NAMED_IDS.get(name) not in record}
-        return readable(named, zone, full=False)
+        named = {name: record[name] for name in kept if _shown_brief(record, name)}
+        return _without_primary_in_related(readable(named, zone, full=False))
     if verbosity == "raw":
         return readable(record, zone, full=True)
     return readable(
         {k: v for k, v in record.items() if k not in _NOISE and v not in (None, "", [], {})}, zone, full=True
     )
+
+
+def _shown_brief(record: Mapping[str, Any], name: str) -> bool:
+    """Tell whether a compact or summary record shows field `name`: not when it is empty or unset (a model reads a
+    missing field as unknown just as well, for fewer bytes), nor a numeric id whose name the record carries."""
+    value = record.get(name)
+    if value in (None, "", [], {}) or _NAMED_IDS.get(name) in record:
+        return False
+    return not (value == 0 and is_timestamp(name, value))
+
+
+def _without_primary_in_related(record: Record) -> Record:
+    """Return `record` without the `related` entry that repeats its `primary` (compact and summary records)."""
+    primary, related = record.get("primary"), record.get("related")
+    if not isinstance(primary, Mapping) or not isinstance(related, list):
+        return record
+    others = [link for link in related if not (isinstance(link, Mapping) and link.get("id") == primary.get("id"))]
+    if len(others) == len(related):
+        return record
+    trimmed = {**record, "related": others}
+    if not others:
+        del trimmed["related"]
+    return trimmed
 
 
 def _picked(record: Mapping[str, Any], names: Sequence[str]) -> Record:
