@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.core.signals import setting_changed
+from cacheops.options import Options
 
 DEFAULTS: dict[str, Any] = {
     # False (CACHE_ENABLED=false): every read bypasses the cache.
@@ -64,30 +63,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-_resolved: dict[str, Any] = {}
-
-
-def engine_setting(name: str) -> Any:
-    """Return the engine option `name`, from settings.CACHEOPS_ENGINE or its default."""
-    try:
-        return _resolved[name]
-    except KeyError:
-        pass
-    configured = getattr(settings, "CACHEOPS_ENGINE", {})
-    default = DEFAULTS[name]
-    value = configured.get(name, default)
-    if isinstance(default, dict) and isinstance(value, dict):
-        value = {**default, **value}
-    _resolved[name] = value
-    return value
-
-
-def _forget_resolved(*, setting: str, **_: Any) -> None:
-    if setting == "CACHEOPS_ENGINE":
-        _resolved.clear()
-
-
-setting_changed.connect(_forget_resolved, dispatch_uid="cacheops.conf.forget_resolved")
+engine_setting = Options("CACHEOPS_ENGINE", DEFAULTS)
 
 
 def cache_enabled() -> bool:

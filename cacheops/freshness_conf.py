@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.core.signals import setting_changed
+from cacheops.options import Options
 
 DEFAULTS: dict[str, Any] = {
     # Webhook bodies larger than this are refused with 413 (issue 5: 256 KB).
@@ -49,23 +48,4 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-_resolved: dict[str, Any] = {}
-
-
-def freshness_setting(name: str) -> Any:
-    """Return the freshness option `name`, from settings.CACHEOPS_FRESHNESS or its default."""
-    try:
-        return _resolved[name]
-    except KeyError:
-        pass
-    value = getattr(settings, "CACHEOPS_FRESHNESS", {}).get(name, DEFAULTS[name])
-    _resolved[name] = value
-    return value
-
-
-def _forget_resolved(*, setting: str, **_: Any) -> None:
-    if setting == "CACHEOPS_FRESHNESS":
-        _resolved.clear()
-
-
-setting_changed.connect(_forget_resolved, dispatch_uid="cacheops.freshness_conf.forget_resolved")
+freshness_setting = Options("CACHEOPS_FRESHNESS", DEFAULTS)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
-from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
+
+from cacheops.options import Options
 
 DEFAULTS: dict[str, Any] = {
     "MINUTE_RETENTION_H": 48,
@@ -41,26 +41,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-_resolved: dict[str, Any] = {}
-
-
-def dashboard_setting(name: str) -> Any:
-    """Return the dashboard option `name`, from settings.DASHBOARD or its default."""
-    try:
-        return _resolved[name]
-    except KeyError:
-        pass
-    value = getattr(settings, "DASHBOARD", {}).get(name, DEFAULTS[name])
-    _resolved[name] = value
-    return value
-
-
-def _forget_resolved(*, setting: str, **_: Any) -> None:
-    if setting == "DASHBOARD":
-        _resolved.clear()
-
-
-setting_changed.connect(_forget_resolved, dispatch_uid="dashboard.conf.forget_resolved")
+dashboard_setting = Options("DASHBOARD", DEFAULTS)
 
 
 def configured_warmer() -> Callable[[str, str, str, dict[str, Any]], bool] | None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.core.signals import setting_changed
+from cacheops.options import Options
 
 DEFAULTS: dict[str, Any] = {
     # MCP_ALLOWED_ORIGINS: origins a browser-borne request may come from (DNS-rebinding defence). An entry without
@@ -41,26 +40,4 @@ DEFAULTS: dict[str, Any] = {
     "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
 }
 
-_resolved: dict[str, Any] = {}
-
-
-def mcp_setting(name: str) -> Any:
-    """Return the MCP option `name`, from settings.MCP or its default."""
-    try:
-        return _resolved[name]
-    except KeyError:
-        pass
-    default = DEFAULTS[name]
-    value = getattr(settings, "MCP", {}).get(name, default)
-    if isinstance(default, dict) and isinstance(value, dict):
-        value = {**default, **value}
-    _resolved[name] = value
-    return value
-
-
-def _forget_resolved(*, setting: str, **_: Any) -> None:
-    if setting == "MCP":
-        _resolved.clear()
-
-
-setting_changed.connect(_forget_resolved, dispatch_uid="mcp_tools.conf.forget_resolved")
+mcp_setting = Options("MCP", DEFAULTS)
