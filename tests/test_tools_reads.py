@@ -174,6 +174,15 @@ def test_a_list_tool_reads_one_record_keyed_by_its_id_alone(
     assert reads == [("get", {"jnid": "t1"}, registry.get_tool("get_tasks").policy)]
 
 
+def test_filters_given_beside_a_jnid_are_named_as_unused(fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext) -> None:
+    fake_jobnimbus.data["estimates"] = [{"jnid": "e1", "type": "estimate", "status_name": "Draft"}]
+    answer = call(tool_ctx, "get_estimates", jnid="e1", status="Sent", size=5).structured
+    assert answer["jnid"] == "e1"  # the record, whatever the filters say
+    (said,) = answer["notes"]
+    assert "size, status did not filter anything" in said
+    assert "notes" not in call(tool_ctx, "get_estimates", jnid="e1", verbosity="summary").structured
+
+
 def test_a_missing_record_is_an_error_result(fake_jobnimbus: FakeJobNimbus, tool_ctx: ToolContext) -> None:
     result = registry.call_tool(tool_ctx, "get_contact", {"jnid": "nope"})
     assert result.is_error

@@ -11,6 +11,7 @@ from typing import Any
 from mcp_tools.catalog.args import SHAPING_ARGS, SHAPING_SCHEMAS, jnid_schema, list_schema
 from mcp_tools.catalog.base import Args, Handler, ToolContext, ToolResult, ToolSpec
 from mcp_tools.catalog.compose import include_property
+from mcp_tools.catalog.notes import note
 from mcp_tools.catalog.runtime import get_record, list_records
 from mcp_tools.catalog.search import SearchFields, search_clause
 from mcp_tools.catalog.writes import Defaults, created, deleted, updated
@@ -54,6 +55,7 @@ def list_tool(
     def handler(spec: ToolSpec, ctx: ToolContext, args: Args) -> ToolResult:
         if by_jnid and args.get("jnid"):
             # Only the id and the shaping arguments: the page and filter defaults never key a record's entry.
+            note(_ignored_beside_jnid(spec, args))
             return get_record(ctx, spec, {k: args[k] for k in ("jnid", *SHAPING_ARGS) if k in args})
         return list_records(
             ctx,
@@ -197,6 +199,22 @@ def _write_tool(
         entity=row.name,
         resource=row.resource,
     )
+
+
+def _ignored_beside_jnid(spec: ToolSpec, args: Args) -> str | None:
+    """Say which list arguments a call naming one record by `jnid` gave and did not use (None when it gave none)."""
+    properties = spec.input_schema.get("properties", {})
+    ignored = sorted(
+        name
+        for name, value in args.items()
+        if name not in ("jnid", *SHAPING_ARGS) and value != properties.get(name, {}).get("default", _NO_DEFAULT)
+    )
+    if not ignored:
+        return None
+    return f"jnid names one record, so {', '.join(ignored)} did not filter anything: the answer is that record."
+
+
+_NO_DEFAULT = object()
 
 
 def _jnid(entity: str) -> dict[str, Any]:
