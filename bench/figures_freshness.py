@@ -323,7 +323,9 @@ def _affects(w: Write, target: Read) -> bool:
 
 def _fingerprint(data: Any, target: Read) -> list[tuple[Any, ...]]:
     records = [data] if target.jnid is not None else data.get("records", data.get("results", []))
-    return [(r.get("jnid"), r.get("description"), r.get("date_updated")) for r in records]
+    # Answers show timestamps in ISO 8601 with the unix value beside them at `raw` (`date_updated_unix`); the
+    # sandbox's truth has the unix value itself.
+    return [(r.get("jnid"), r.get("description"), r.get("date_updated_unix", r.get("date_updated"))) for r in records]
 
 
 def _auth() -> dict[str, str]:
