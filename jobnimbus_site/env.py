@@ -47,14 +47,6 @@ def read_str(name: str, default: str | None = None) -> str | None:
     return value if value != "" else default
 
 
-def read_required(name: str, why: str) -> str:
-    """Return the variable's text, or stop start-up saying why it is needed."""
-    value = read_str(name)
-    if value is None:
-        raise ImproperlyConfigured(f"{name} must be set: {why}")
-    return value
-
-
 def given(**values: Any) -> dict[str, Any]:
     """Return the options the environment set: `values` without the None ones (their variables are unset)."""
     return {key: value for key, value in values.items() if value is not None}
