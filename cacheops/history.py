@@ -272,6 +272,50 @@ def read_minute(minute: int) -> dict[str, dict[str, int]]:
     return dict(grouped)
 
 
+def read_minutes(minutes: list[int]) -> dict[int, dict[str, dict[str, int]]]:
+    """Return read_minute() of each of `minutes` in one pipeline (minutes with no bucket are left out).
+
+    The dashboard's live view: the minutes not rolled up yet, straight from the flushed buckets.
+    """
+    if not minutes:
+        return {}
+    flush()  # this process's own recent samples first
+
+    def read(r: Any) -> list[dict[bytes, bytes]]:
+        pipe = r.pipeline(transaction=False)
+        for minute in minutes:
+            pipe.hgetall(minute_key(minute))
+        return list(pipe.execute())
+
+    raws: list[dict[bytes, bytes]] = backend.call(read)
+    out: dict[int, dict[str, dict[str, int]]] = {}
+    for minute, raw in zip(minutes, raws, strict=True):
+        if not raw:
+            continue
+        grouped: dict[str, dict[str, int]] = defaultdict(dict)
+        for field, value in raw.items():
+            name, _, counter = field.decode().partition("|")
+            grouped[name][counter] = int(value)
+        out[minute] = dict(grouped)
+    return out
+
+
+def recipes(members: list[str]) -> dict[str, dict[str, Any]]:
+    """Return the remembered recipes of `tool|key` members (one HMGET); members without one are left out."""
+    if not members:
+        return {}
+    flush()  # this process's own recent samples first
+    raws: Any = backend.call(lambda r: r.hmget(recipes_key(), members))
+    out: dict[str, dict[str, Any]] = {}
+    for member, raw in zip(members, raws, strict=True):
+        if raw:
+            try:
+                out[member] = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+    return out
+
+
 def top_keys(day_ts: float, limit: int) -> list[tuple[str, int]]:
     """Return the `limit` most-read `tool|key` members of the UTC day of `day_ts` with their counts."""
     flush()  # this process's own recent samples first

@@ -8,17 +8,20 @@ it queries (cacheops.models), so the engine's modules can change behind these na
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from cacheops import backend, status
 from cacheops.backend import ping as redis_ping_ms
-from cacheops.breakers import all_states, redis_breaker
+from cacheops.breakers import all_states, redis_breaker, upstream_breaker
 from cacheops.history import (
     KEY_SET_MAX,
     LATENCY_BUCKETS_MS,
     UPSTREAM_OUTCOMES,
     minute_of,
     read_minute,
+    read_minutes,
+    recipes,
     top_keys,
     trim_key_counts,
 )
@@ -41,10 +44,12 @@ __all__ = [
     "Decision",
     "Evidence",
     "all_states",
+    "breaker_details",
     "decide_ttl",
     "default_bounds",
     "dropped_samples",
     "effective_ttl",
+    "entity_of_key",
     "hit_rate",
     "hits",
     "may_monitor",
@@ -52,6 +57,8 @@ __all__ = [
     "ping_redis",
     "publish_ttls",
     "read_minute",
+    "read_minutes",
+    "recipes",
     "redis_breaker_state",
     "redis_figures",
     "redis_ping_ms",
@@ -75,3 +82,25 @@ def redis_breaker_state() -> str:
 def ping_redis() -> None:
     """PING Redis through the guarded call (the breaker, one error type); raise CacheBackendError when it fails."""
     backend.call(lambda r: r.ping())
+
+
+def breaker_details() -> dict[str, dict[str, Any]]:
+    """Return every breaker of this process by name: {"state", "since"} where `since` is the wall-clock epoch
+    second it last opened (None while CLOSED). Breakers time themselves on the monotonic clock; this converts."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, state in all_states().items():
+        since = None
+        if state != "CLOSED":
+            breaker: Any = redis_breaker() if name == "redis" else upstream_breaker(name.partition(":")[2])[0]
+            opened = float(getattr(breaker, "_opened_at", 0.0) or 0.0)
+            if opened:
+                since = time.time() - max(0.0, breaker.clock() - opened)
+        out[name] = {"state": state, "since": since}
+    return out
+
+
+def entity_of_key(member: str) -> str | None:
+    """Return the entity of a `tool|key` member (keys are `<ns>:<instance>:<tenant>:<entity>:<op>:<hash>`)."""
+    key = member.partition("|")[2] or member
+    parts = key.split(":")
+    return parts[-3] if len(parts) >= 6 else None

@@ -37,12 +37,21 @@ class Finding:
 
 
 def _window(now: datetime) -> datetime:
-    return now - timedelta(minutes=int(dashboard_setting("ALERT_WINDOW_MIN")))
+    return now - timedelta(minutes=_window_min())
+
+
+def _window_min() -> int:
+    return int(dashboard_setting("ALERT_WINDOW_MIN"))
+
+
+def _window_totals(now: datetime) -> dict[str, Any]:
+    """Return the figures of the alert window as the page computes them: rollups plus the minutes still in Redis."""
+    return figures.live_window(_window(now), now).totals()
 
 
 def low_hit_rate(now: datetime) -> list[Finding]:
     """Fire when the hit rate of the window is below the threshold with enough requests to judge."""
-    t = figures.totals(figures.window_rows(_window(now)))
+    t = _window_totals(now)
     threshold = float(dashboard_setting("ALERT_LOW_HIT_RATE"))
     if t["requests"] <= int(dashboard_setting("ALERT_MIN_REQUESTS")) or t["hit_rate"] is None:
         return []
@@ -52,13 +61,14 @@ def low_hit_rate(now: datetime) -> list[Finding]:
         Finding(
             "low_hit_rate",
             AlertLevel.WARNING,
-            f"Hit rate {t['hit_rate']:.0%} over {t['requests']} requests is below {threshold:.0%}.",
+            f"Hit rate {t['hit_rate'] * 100:.0f} % over the last {_window_min()} min ({t['requests']} requests) "
+            f"is below {threshold * 100:.0f} %.",
             [
                 "Check the per-tool table for tools with mostly misses",
                 "Look at the TTL recommendations: TTLs may be too short",
                 "Check for an invalidation storm (webhook loop, bulk import)",
             ],
-            figures={"hit_rate": t["hit_rate"], "requests": t["requests"]},
+            figures={"hit_rate": t["hit_rate"], "requests": t["requests"], "window_min": _window_min()},
         )
     ]
 
@@ -73,7 +83,7 @@ def redis_down(now: datetime) -> list[Finding]:
         Finding(
             "redis_breaker_open",
             AlertLevel.CRITICAL,
-            f"Redis is unavailable (breaker {state}); requests are served uncached from JobNimbus.",
+            f"Redis is unavailable (no answer to PING, breaker {state}); requests are served uncached from JobNimbus.",
             [
                 "Check the Redis server and network",
                 "Check Redis memory and eviction policy",
@@ -130,7 +140,7 @@ def redis_memory(now: datetime) -> list[Finding]:
 
 def upstream_errors(now: datetime) -> list[Finding]:
     """Fire when JobNimbus calls fail above the threshold rate or its breaker refused calls in the window."""
-    t = figures.totals(figures.window_rows(_window(now)))
+    t = _window_totals(now)
     rate = t["upstream_error_rate"] or 0.0
     enough = t["upstream_calls"] >= int(dashboard_setting("ALERT_UPSTREAM_MIN_CALLS"))
     failing = enough and rate > float(dashboard_setting("ALERT_UPSTREAM_ERROR_RATE"))
@@ -140,17 +150,22 @@ def upstream_errors(now: datetime) -> list[Finding]:
         Finding(
             "upstream_errors",
             AlertLevel.CRITICAL if t["upstream_breaker_open"] else AlertLevel.WARNING,
-            f"JobNimbus: {rate:.0%} of {t['upstream_calls']} calls failed, "
-            f"{t['upstream_breaker_open']} refused by an open breaker.",
+            f"JobNimbus: {rate * 100:.0f} % of {t['upstream_calls']} calls failed over the last {_window_min()} min, "
+            f"{t['upstream_breaker_open']} refused while it was failing.",
             ["Check JobNimbus status and the API key", "Check rate limiting (429)", "Stale entries are being served"],
-            figures={"error_rate": rate, "calls": t["upstream_calls"], "breaker_open": t["upstream_breaker_open"]},
+            figures={
+                "error_rate": rate,
+                "calls": t["upstream_calls"],
+                "breaker_open": t["upstream_breaker_open"],
+                "window_min": _window_min(),
+            },
         )
     ]
 
 
 def slow_cache(now: datetime) -> list[Finding]:
     """Fire when the p95 latency of cached reads exceeds the bound."""
-    t = figures.totals(figures.window_rows(_window(now)))
+    t = _window_totals(now)
     bound = float(dashboard_setting("ALERT_P95_CACHED_MS"))
     p95 = t["p95_cached_ms"]
     if p95 is None or p95 <= bound:
@@ -159,9 +174,9 @@ def slow_cache(now: datetime) -> list[Finding]:
         Finding(
             "slow_cache",
             AlertLevel.WARNING,
-            f"p95 latency of cached reads is {p95:.0f} ms (bound {bound:.0f} ms).",
+            f"p95 latency of cached reads is {p95:.0f} ms over the last {_window_min()} min (bound {bound:.0f} ms).",
             ["Check Redis latency and network", "Check value sizes (compression)", "Check the L1 tier's hit share"],
-            figures={"p95_cached_ms": p95},
+            figures={"p95_cached_ms": p95, "window_min": _window_min()},
         )
     ]
 

@@ -17,4 +17,5 @@ urlpatterns = [
     path("cache/warming", api.WarmingView.as_view(), name="cache-warming"),
     path("staff/cache-dashboard", views.dashboard_page, name="cache-dashboard-page"),
     path("staff/cache-dashboard/chart.svg", views.chart_svg, name="cache-dashboard-chart"),
+    path("favicon.ico", views.favicon, name="favicon"),
 ]

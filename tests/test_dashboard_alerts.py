@@ -95,7 +95,7 @@ def test_low_hit_rate_fires_once_and_auto_resolves(hist_redis: redis.Redis, quie
     assert alerts.evaluate(now + timedelta(minutes=1))["opened"] == 0  # refreshed, not duplicated
     alert = Alert.objects.get(rule="low_hit_rate")
     assert alert.level == "warning"
-    assert "20%" in alert.message
+    assert "Hit rate 20 % over the last 15 min (" in alert.message
     assert alert.actions
     assert alert.last_seen == now + timedelta(minutes=1)
     later = now + timedelta(hours=1)  # the window has no traffic any more
@@ -174,7 +174,7 @@ def test_new_alert_notifies_email_and_slack_with_retry(
     assert mail.outbox[0].to == ["ops@example.com"]
     assert "low_hit_rate" in mail.outbox[0].subject
     assert len(slack.bodies) == 2  # the first post failed (500) and was retried
-    assert "Hit rate 20%" in slack.bodies[1]["text"]
+    assert "Hit rate 20 %" in slack.bodies[1]["text"]
 
 
 def test_failing_notifications_never_break_evaluation(hist_redis: redis.Redis, settings: Any, now: datetime) -> None:

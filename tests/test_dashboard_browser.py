@@ -3,6 +3,7 @@ a non-staff user is refused. A screenshot is kept under artifacts/ (git-ignored)
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +80,49 @@ def test_non_staff_is_refused(hist_redis: redis.Redis, live_server: Any, browser
     assert "staff account" in page.text_content(".errornote")
     response = page.goto(f"{live_server.url}/cache/dashboard")
     assert response.status == 403
+
+
+def test_thirty_known_calls_show_within_seconds_readably_at_800_px(
+    hist_redis: redis.Redis,
+    live_server: Any,
+    browser_page: Any,
+    fake_jobnimbus: Any,
+    tool_ctx: Any,
+) -> None:
+    """Issue 14's page, as a person sees it: 30 tool calls appear without beat, in words and units, at 800 px."""
+    from mcp_tools.catalog import registry
+
+    User.objects.create_user("ops", password="pw-for-tests", is_staff=True)
+    fake_jobnimbus.data["jobs"] = [{"jnid": f"j{i}", "type": "job", "name": f"Job {i}"} for i in range(3)]
+    for call in range(30):  # 3 argument sets: 3 misses, then 27 hits
+        assert not registry.call_tool(tool_ctx, "get_jobs", {"size": 1 + call % 3}).is_error
+    page = browser_page
+    page.set_viewport_size({"width": 800, "height": 1000})
+    _login(page, live_server.url, "ops")
+    page.wait_for_selector("#cache-dashboard[data-refreshed]")
+    # No beat, no rollup: the request path's minute buckets reach the page within its 10 s refresh.
+    page.wait_for_function(
+        "() => document.querySelector(\"[data-field='totals.requests']\").textContent.trim() === '30'", timeout=12_000
+    )
+    assert page.text_content("[data-field='totals.hit_rate']") == "90.0 %"
+    assert "get_jobs" in page.text_content("#top-queries")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 800  # nothing overflows
+    text = page.inner_text("body")
+    assert "jn:v1" not in text
+    assert "jn:hist" not in text
+    assert '{"' not in text  # no raw JSON
+    fraction = re.search(r".{40}\b0\.\d{3,}\b(?! ?ms).{20}", text, re.DOTALL)  # a rate as 0.xxx
+    assert fraction is None, fraction
+    assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d{3,}", text), "a sub-second timestamp"
+    for card in page.locator(".card").all():  # every figure says over which window (or "now")
+        assert card.locator("small").count() == 1
+        assert card.locator("small").inner_text().strip()
+    chart = page.locator("img.chart[data-metric='requests']")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
+    base = f"{live_server.url}/staff/cache-dashboard/chart.svg"
+    rate = page.request.get(f"{base}?metric=hit_rate&period=1h").text()
+    labels = re.findall(r">([^<>]+)</text>", rate)
+    assert any(label.endswith("%") for label in labels)  # a percentage axis
+    assert not any(re.fullmatch(r"0\.\d+", label.strip()) for label in labels)  # never a fraction
+    empty = page.request.get(f"{base}?metric=hit_rate&period=30d").text()
+    assert "Not enough data yet" in empty  # one day of data is under two points at day resolution
