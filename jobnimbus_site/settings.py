@@ -100,7 +100,8 @@ WSGI_APPLICATION = "jobnimbus_site.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The site's own chrome (the admin header's dashboard link), ahead of the apps' templates.
+        "DIRS": [BASE_DIR / "jobnimbus_site" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

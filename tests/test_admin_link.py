@@ -17,3 +17,11 @@ def test_admin_index_links_the_cache_dashboard(admin_client: Any) -> None:
     assert 'id="cache-dashboard-link"' in html
     assert f'href="{reverse("cache-dashboard-page")}"' in html
     assert admin_client.get(reverse("cache-dashboard-page")).status_code == 200
+
+
+def test_every_admin_page_header_links_the_cache_dashboard(admin_client: Any) -> None:
+    page = admin_client.get("/admin/dashboard/alert/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="header-dashboard-link"' in html
+    assert f'href="{reverse("cache-dashboard-page")}">Cache dashboard</a>' in html
