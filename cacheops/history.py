@@ -325,9 +325,7 @@ def top_keys(day_ts: float, limit: int) -> list[tuple[str, int]]:
 
 def recipe(member: str) -> dict[str, Any] | None:
     """Return the remembered recipe of a `tool|key` member, or None."""
-    flush()  # this process's own recent samples first
-    raw: Any = backend.call(lambda r: r.hget(recipes_key(), member))
-    return orjson.loads(raw) if raw else None
+    return recipes([member]).get(member)
 
 
 def trim_key_counts(day_ts: float, keep: int = KEY_SET_MAX) -> int:

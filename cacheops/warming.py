@@ -94,8 +94,10 @@ def candidates(now: float, scan: int) -> Iterator[Candidate | None]:
     """Yield, most-read first, the popular keys of the server-held tenants that need warming (None: no key)."""
     keys = server_keys()
     tenants = {instance: tenant_id(api_key) for instance, api_key in keys.items()}
-    for member in popular_keys(now, scan):
-        recipe = history.recipe(member)
+    popular = popular_keys(now, scan)
+    known = history.recipes(popular)  # one round trip for every candidate's recipe
+    for member in popular:
+        recipe = known.get(member)
         if recipe is None or tenants.get(recipe["instance"]) != recipe["tenant"]:
             yield None
             continue
