@@ -63,7 +63,18 @@ TAIL_LINES = 40
 STACK_VARIABLE_PREFIXES = (
     *("DJANGO_", "DATABASE_URL", "REDIS_", "CELERY_", "CACHE_", "JOBNIMBUS_", "SANDBOX_", "MCP_", "ALERT_"),
     *("DASHBOARD_", "TTL_", "LOG_", "PUBLIC_BASE_URL", "SLACK_", "RUN_DIR", "RUN_READY_", "PORT", "WEB_CONCURRENCY"),
-    *("GUNICORN_", "TEST_", "PYTEST_", "VIRTUAL_ENV", "PYTHONPATH", "MAKE", "MFLAGS"),
+    *(
+        "GUNICORN_",
+        "GRANIAN_",
+        "WEB_THREADS",
+        "WEB_KEEPALIVE_",
+        "TEST_",
+        "PYTEST_",
+        "VIRTUAL_ENV",
+        "PYTHONPATH",
+        "MAKE",
+        "MFLAGS",
+    ),
 )
 
 

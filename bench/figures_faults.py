@@ -306,7 +306,7 @@ class Sandbox:
 
 
 def children(pid: int) -> list[int]:
-    """Return the pids whose parent is `pid` (gunicorn's workers are the master's children)."""
+    """Return the pids whose parent is `pid` (the web server's workers are its main process's children)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -343,7 +343,7 @@ class Ctx:
     sandbox: Sandbox
     cache_redis: h.RedisServer
     broker_redis: h.RedisServer
-    web: Any  # the gunicorn master's Popen
+    web: Any  # the web server's main process (the Procfile's line)
     worker: Any  # the Celery worker's Popen
     hot: list[tuple[str, dict[str, Any]]]  # the cached set: argument sets no change of the run touches
     churn: list[tuple[str, dict[str, Any]]]  # reads of the records the run changes, and their list pages
@@ -827,7 +827,7 @@ def webhook_applied_within(ctx: Ctx, seconds: float) -> bool:
 
 
 def fault_web_worker_killed(ctx: Ctx, row: Row) -> None:
-    """SIGKILL one gunicorn worker (a child of the master this run started); recovered when its replacement has
+    """SIGKILL one web worker (a child of the server process this run started); recovered when its replacement has
     answered a request and the master has as many workers as before."""
     before = ctx.workers
     victim = random.Random(ctx.fault_number).choice(before)
@@ -1232,7 +1232,7 @@ def start(run: h.Stack, mode: Mode) -> Ctx:
     run.start_sandbox(latency_ms=SANDBOX_LATENCY_MS, webhooks=True)
     run.migrate()
     run.start_web()
-    web = next(p for p in run.procs if "gunicorn" in str(p.args))
+    web = next(p for p in run.procs if "gunicorn" in str(p.args) or "granian" in str(p.args))
     worker = run.start_worker(extra_queues=["celery"])
     run.start_beat()
     h.setup_django(run.env)

@@ -77,6 +77,9 @@ def procfile_web_command(port: int, access_log: Path, environ: dict[str, str]) -
         line[len("web:") :].strip(),
     )
     argv = expanded.split()
+    if argv[0] == "granian":  # it writes its access log to stdout, which the stack sends to the process's log
+        argv = _replace_option(_replace_option(argv, "--host", "127.0.0.1"), "--port", str(port))
+        return [PYTHON, "-m", "granian", *argv[1:]]  # the venv's, whatever PATH says
     argv = _replace_option(argv, "--bind", f"127.0.0.1:{port}")
     argv = _replace_option(argv, "--access-logfile", str(access_log))
     if argv[0] == "gunicorn":  # the venv's gunicorn, whatever PATH says
@@ -98,6 +101,8 @@ def procfile_web_summary(environ: dict[str, str]) -> str:
     def opt(name: str) -> str:
         return argv[argv.index(name) + 1] if name in argv else "?"
 
+    if "granian" in argv[:3]:
+        return f"granian {opt('--interface')} workers={opt('--workers')} blocking-threads={opt('--blocking-threads')}"
     return f"gunicorn {opt('--worker-class')} workers={opt('--workers')} threads={opt('--threads')}"
 
 
@@ -146,7 +151,7 @@ class Stack:
         )
 
     def start_web(self) -> None:
-        """Start gunicorn with the Procfile's configuration on a free port; wait for /health."""
+        """Start the web server with the Procfile's configuration on a free port; wait for /health."""
         if not self.web_url:
             self.web_url = f"http://127.0.0.1:{free_port()}"
         port = int(urlparse(self.web_url).port or 0)

@@ -31,8 +31,9 @@ DEFAULTS: dict[str, Any] = {
     "REFRESH_WORKERS": 4,
     # Request threads a process lets block on misses (fetching, or waiting on another's fetch of the same key);
     # up to MISS_QUEUE more wait MISS_QUEUE_WAIT_S for a slot, the rest are refused at once ("busy, retry in 1 s"),
-    # or served stale inside stale-if-error. 0 = no limit. 4 (+2 queued) fits the Procfile's 8 gunicorn threads, so
-    # cached hits always find a thread; a server with fewer threads must lower it (--threads > the two together).
+    # or served stale inside stale-if-error. 0 = no limit. 4 (+2 queued) fits the Procfile's 8 request threads per
+    # process (granian's --blocking-threads, WEB_THREADS), so cached hits always find a thread; a server with fewer
+    # threads must lower it (threads > the two together; bench/figures_servers.py measures what happens otherwise).
     "MISS_CONCURRENCY": 4,
     "MISS_QUEUE": 2,
     "MISS_QUEUE_WAIT_S": 1.0,

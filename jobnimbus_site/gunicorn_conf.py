@@ -1,8 +1,8 @@
-"""Gunicorn settings the Procfile's `web:` line loads (`--config jobnimbus_site/gunicorn_conf.py`).
+"""Gunicorn settings for running the app under gunicorn: the benchmark's baseline (bench/figures_servers.py).
 
-The command line keeps the bind address, workers, threads and log files; this file adds what a command line cannot
-say: an access log that never writes a credential. A webhook may carry its secret as `?token=` (JobNimbus
-automations cannot always set headers), and the default access log line holds the whole request line.
+The Procfile's web server is granian (jobnimbus_site/web.py says why and what it adds); gunicorn stays a dev
+dependency so the benchmark can compare against it. This file adds what a gunicorn command line cannot say: an
+access log that never writes a credential (a webhook may carry its secret as `?token=`), and the keep-alive bound.
 """
 
 from __future__ import annotations
@@ -12,21 +12,15 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
+from jobnimbus_site.access_log import REDACTED, scrub
 from jobnimbus_site.gunicorn_keepalive import pre_request as close_after_bound
 
-REDACTED = "[redacted]"
+__all__ = ("REDACTED", "ScrubbingLogger", "logger_class", "pre_request", "scrub")
 
-# Query parameters that carry a credential, in a request line, query string or Referer.
-_SECRET_PARAM = re.compile(r"(?i)((?:^|[?&;])(?:token|secret|api[_-]?key|key|password|signature)=)[^&;#\s\"]*")
 # Atoms of headers (`%({name}i)s`) and environ entries (`%({name}e)s`) that carry a credential.
 _SECRET_ATOM = re.compile(
     r"(?i)^\{(?:[^}]*(?:authorization|token|secret|api[_-]key|api_key|signature|cookie)[^}]*)\}[ie]$"
 )
-
-
-def scrub(text: str) -> str:
-    """Return `text` with the value of every credential-bearing query parameter replaced by [redacted]."""
-    return _SECRET_PARAM.sub(rf"\1{REDACTED}", text)
 
 
 class ScrubbingLogger(Logger):

@@ -2,7 +2,7 @@
 
 One section per finding of the outside tester; each test reproduces the finding and fails without its fix:
  5. malformed Origin, X-Webhook-Timestamp and Content-Length: precise 4xx, never Django's HTML 500 or a traceback;
- 6. a webhook secret sent as ?token= never reaches gunicorn's access log (the Procfile's web line, run for real);
+ 6. a webhook secret sent as ?token= never reaches the web server's access log (the Procfile's web line, run for real);
  7. a signed delivery is remembered until its timestamp leaves the tolerance, not for the tolerance from receipt;
  8. get_webhooks lists only the deliveries of records the caller's key can read;
  9. NUL and control characters refused before the database (runs on PostgreSQL when DATABASE_URL says so), chunked
@@ -128,7 +128,7 @@ def test_a_malformed_content_length_is_no_500(client: Client, caplog: pytest.Log
     assert _errors(caplog) == []
 
 
-# --- 6. ?token= never reaches gunicorn's access log -----------------------------------------------------------------
+# --- 6. ?token= never reaches the web server's access log ---------------------------------------------------------
 
 
 def _free_port() -> int:
@@ -142,9 +142,9 @@ def _procfile_web_argv(environ: dict[str, str], port: int) -> list[str]:
     line = next(ln for ln in (ROOT / "Procfile").read_text().splitlines() if ln.startswith("web:"))
     expanded = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: environ.get(m.group(1), m.group(2)), line[len("web:") :])
     argv = expanded.split()
-    argv[argv.index("--bind") + 1] = f"127.0.0.1:{port}"
-    assert argv[0] == "gunicorn"
-    return [sys.executable, "-m", "gunicorn", *argv[1:]]
+    assert argv[0] == "granian"
+    argv[argv.index("--host") + 1], argv[argv.index("--port") + 1] = "127.0.0.1", str(port)
+    return [sys.executable, "-m", "granian", *argv[1:]]
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +156,7 @@ def procfile_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int
         **{k: v for k, v in os.environ.items() if not k.startswith(("JOBNIMBUS_", "DJANGO_", "DATABASE_", "CACHE_"))},
         "PORT": str(port),
         "WEB_CONCURRENCY": "1",
-        "GUNICORN_THREADS": "2",
+        "WEB_THREADS": "2",
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
         "DATABASE_URL": f"sqlite:///{out.parent / 'db.sqlite3'}",
@@ -179,7 +179,7 @@ def procfile_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not start:\n{out.read_text()}")
+                    pytest.fail(f"the web server did not start:\n{out.read_text()}")
                 time.sleep(0.2)
         yield port, out
     finally:
@@ -198,7 +198,7 @@ def _http(port: int, method: str, path: str, body: Any, headers: dict[str, str])
 
 
 def _access_log(out: Path, path: str) -> str:
-    """Return the access-log lines naming `path` (gunicorn writes a line when the response is done)."""
+    """Return the access-log lines naming `path` (the server writes a line when the response is done)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         lines = [line for line in out.read_text(errors="replace").splitlines() if path in line]
@@ -351,7 +351,7 @@ def test_nul_and_control_characters_are_a_400_before_the_database(
 
 
 def _chunked(client: Client, path: str, raw: bytes, **extra: Any) -> Any:
-    """POST `raw` as gunicorn hands a chunked body to the app: no CONTENT_LENGTH, wsgi.input_terminated set."""
+    """POST `raw` as the web server hands a chunked body to the app: no CONTENT_LENGTH, wsgi.input_terminated set."""
     environ: dict[str, Any] = {
         "CONTENT_TYPE": "application/json",
         "wsgi.input": io.BytesIO(raw),
@@ -390,7 +390,7 @@ def test_chunked_mcp_and_compat_bodies_are_read(client: Client, settings: Any) -
 
 
 @pytest.mark.e2e
-def test_gunicorn_hands_a_chunked_body_to_mcp_and_the_webhook_receiver(procfile_web: tuple[int, Path]) -> None:
+def test_the_web_server_hands_a_chunked_body_to_mcp_and_the_webhook_receiver(procfile_web: tuple[int, Path]) -> None:
     port, _ = procfile_web
     chunks = iter([MCP_INIT[:20], MCP_INIT[20:]])
     status, body = _http(port, "POST", "/mcp", chunks, {"Content-Type": "application/json"})
