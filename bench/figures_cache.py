@@ -319,7 +319,7 @@ def redis_bytes(run: h.Stack, report: Report) -> None:
 def measure_bytes_child() -> int:
     """Child mode: cache BYTES_TOOL once under this process's namespace; print MEMORY USAGE of the entry as JSON."""
     h.setup_django(dict(os.environ))
-    from cacheops import backend
+    from cacheops import backend, keys
     from cacheops.api import tenant_id
     from cacheops.engine import engine
     from mcp_tools.catalog.base import ToolContext
@@ -330,8 +330,8 @@ def measure_bytes_child() -> int:
     if result.is_error or (result.cache or {}).get("status") != "miss":
         raise RuntimeError(f"expected a stored miss, got {result.cache} {result.text[:200]}")
     engine().wait_idle()
-    client = backend.client()
-    pattern = f"{os.environ['CACHE_KEY_NAMESPACE']}jn:v1:{h.INSTANCE}:*"
+    client = backend.client(h.INSTANCE)
+    pattern = keys.app_key_pattern(h.INSTANCE)  # the entries of the instance, under CACHE_KEY_NAMESPACE
     found = list(client.scan_iter(match=pattern, count=1000))
     if len(found) != 1:
         raise RuntimeError(f"expected one stored entry under {pattern}, found {len(found)}")

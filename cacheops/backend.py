@@ -1,8 +1,13 @@
-"""The engine's Redis layer: the raw client behind django-redis's `default` cache, its codec, and the Lua steps.
+"""The engine's Redis layer: the raw clients behind django-redis's caches, the codec, and the Lua steps.
 
 Every Redis call goes through `call`, which consults the Redis breaker and wraps Redis errors ONCE into
 CacheBackendError. A caller that can do without Redis wraps its step in `degrade`, which turns that error into
 a fallback value: the one place where "Redis failed" becomes "go on without it".
+
+`call(op, instance=...)` runs on the Redis holding that JobNimbus instance's keys (cacheops.redis_topology: the
+`default` cache unless REDIS_URL_<INSTANCE> gives it its own), under that Redis's own breaker; without `instance`
+it runs on `default`, where the global families live. The Lua steps route by their keys' hash tag (the instance),
+so each runs on the Redis, and in a cluster on the one slot, of the instance it serves.
 """
 
 from __future__ import annotations
@@ -16,10 +21,19 @@ import redis
 from django.core.cache import caches
 from django_redis import get_redis_connection
 from django_redis.exceptions import CompressorError
+from redis.exceptions import ClusterError, RedisClusterException, SlotNotCoveredError
 
 from cacheops import metrics
 from cacheops.breakers import redis_breaker, set_redis_probe
 from cacheops.errors import CacheBackendError
+from cacheops.keys import hash_tag
+from cacheops.redis_topology import alias_for
+
+# Redis did not answer: its breaker counts a failure. A cluster that lost a slot's primary, or whose redirections
+# ran out, is down for the keys asked (ClusterError: TTL exhausted; ClusterDownError; a slot no node covers).
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError, ClusterError, SlotNotCoveredError)
+# Redis (or redis-py's cluster routing, e.g. keys of two slots) refused the command: it is up.
+_REFUSED = (redis.RedisError, RedisClusterException)
 
 T = TypeVar("T")
 
@@ -83,9 +97,16 @@ return 1
 _scripts: dict[str, Any] = {}
 
 
-def client() -> redis.Redis:
-    """Return the raw Redis client of the `default` cache (django-redis's pool)."""
-    return get_redis_connection("default")
+def client(instance: str | None = None) -> redis.Redis:
+    """Return the raw client of the Redis holding `instance`'s keys (None: `default`, django-redis's pool).
+
+    A Redis, a RedisCluster (same commands; multi-key ones within one slot), or a Sentinel set's master.
+    """
+    return _client_of(alias_for(instance))
+
+
+def _client_of(alias: str) -> redis.Redis:
+    return get_redis_connection(alias)
 
 
 def encode(value: Any) -> bytes:
@@ -119,18 +140,21 @@ def decode_sized(raw: bytes) -> tuple[Any, int]:
     return codec._serializer.loads(text), len(text)
 
 
-def call(operation: Callable[[redis.Redis], T]) -> T:
-    """Run `operation` on Redis under the breaker; raise CacheBackendError when it fails or the breaker is open."""
-    breaker = redis_breaker()
+def call(operation: Callable[[redis.Redis], T], instance: str | None = None) -> T:
+    """Run `operation` on the Redis of `instance` (None: `default`) under its breaker; raise CacheBackendError when
+    it fails or the breaker is open."""
+    alias = alias_for(instance)
+    breaker = redis_breaker(alias)
     if not breaker.allow():
         raise CacheBackendError("Redis breaker is open")
     try:
-        result = operation(client())
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        # client() called bare for `default`: the one seam tests replace to take Redis away.
+        result = operation(client(instance) if instance is not None else client())
+    except _UNREACHABLE as exc:
         breaker.record_failure()
         metrics.ERRORS.labels("redis").inc()
         raise CacheBackendError(f"Redis is unreachable: {exc.__class__.__name__}") from exc
-    except redis.RedisError as exc:
+    except _REFUSED as exc:
         # Redis answered (an error reply): it is up, so the breaker is not told of a failure.
         breaker.record_success()
         metrics.ERRORS.labels("redis_reply").inc()
@@ -140,7 +164,10 @@ def call(operation: Callable[[redis.Redis], T]) -> T:
 
 
 def run_script(name: str, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-    """Run a Lua script by SHA (loading it once), through `call`."""
+    """Run a Lua script by SHA (loading it once), through `call`, on the Redis of its first key's instance.
+
+    A script's keys share that hash tag (cacheops.keys), so a cluster runs it on one node: the first key routes it.
+    """
 
     def operation(r: redis.Redis) -> Any:
         script = _scripts.get(name)
@@ -148,7 +175,7 @@ def run_script(name: str, source: str, keys: Sequence[str], args: Sequence[Any])
             script = _scripts[name] = r.register_script(source)
         return script(keys=list(keys), args=list(args), client=r)
 
-    return call(operation)
+    return call(operation, instance=hash_tag(keys[0]) if keys else None)
 
 
 @dataclass
@@ -196,12 +223,12 @@ def bump(gen_key: str, generation_ttl_s: int) -> None:
     """Increment one generation counter (refusing stores of fetches that read it before) and renew its TTL."""
 
     def operation(r: redis.Redis) -> None:
-        with r.pipeline() as pipe:
+        with r.pipeline(transaction=False) as pipe:
             pipe.incr(gen_key)
             pipe.expire(gen_key, generation_ttl_s)
             pipe.execute()
 
-    call(operation)
+    call(operation, instance=hash_tag(gen_key))
 
 
 def release(lock: Release) -> None:
@@ -215,12 +242,15 @@ def reset_scripts() -> None:
     _scripts.clear()
 
 
-def ping() -> float | None:
-    """Return the Redis round trip in ms, or None when it does not answer (health only: bypasses the breaker)."""
+def ping(alias: str = "default") -> float | None:
+    """Return the round trip to Redis `alias` in ms, or None when it does not answer (health only: no breaker).
+
+    A cluster answers when every primary does (RedisCluster pings them all).
+    """
     started = time.perf_counter()
     try:
-        client().ping()
-    except (redis.RedisError, OSError):
+        _client_of(alias).ping()
+    except (redis.RedisError, RedisClusterException, OSError):
         return None
     return round((time.perf_counter() - started) * 1000, 3)
 
@@ -233,4 +263,4 @@ def degrade(operation: Callable[[], T], fallback: Any = DOWN) -> T | Any:
         return fallback
 
 
-set_redis_probe(lambda: ping() is not None)
+set_redis_probe(lambda alias: ping(alias) is not None)

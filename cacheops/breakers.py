@@ -1,4 +1,4 @@
-"""Circuit breakers: one for Redis (failures within a window), one per JobNimbus instance (consecutive failures).
+"""Circuit breakers: one per Redis (failures within a window), one per JobNimbus instance (consecutive failures).
 
 A breaker only decides and records; it never holds its lock across the call it guards. State changes are
 logged and counted. A breaker given a `probe` (the Redis one: a PING) does not wait out its cool-down: while it is
@@ -221,36 +221,55 @@ class HalfOpenGate:
 
 
 _registry_lock = threading.Lock()
-_redis_breaker: WindowBreaker | None = None
-# Installed by cacheops.backend (which imports this module): PING Redis, True on an answer.
-_redis_probe: Callable[[], bool] | None = None
+# One per Redis (CACHES alias): a tenant's own Redis failing never opens the breaker of the others.
+_redis_breakers: dict[str, WindowBreaker] = {}
+# Installed by cacheops.backend (which imports this module): PING the Redis of an alias, True on an answer.
+_redis_probe: Callable[[str], bool] | None = None
 _upstream: dict[str, tuple[ConsecutiveBreaker, HalfOpenGate]] = {}
+DEFAULT_REDIS = "default"
 
 
-def redis_breaker() -> WindowBreaker:
-    """Return the process's Redis breaker, built from CACHEOPS_ENGINE["REDIS_BREAKER"].
+def redis_breaker_name(alias: str) -> str:
+    """Return the name a Redis breaker is reported by: `redis` for `default`, else its alias (`redis-<instance>`).
+
+    No colon: the dashboard reads `kind:instance` names as JobNimbus instances.
+    """
+    return "redis" if alias == DEFAULT_REDIS else alias
+
+
+def redis_breaker(alias: str = DEFAULT_REDIS) -> WindowBreaker:
+    """Return the process's breaker of Redis `alias` (the `default` one unless told), from
+    CACHEOPS_ENGINE["REDIS_BREAKER"].
 
     While open it PINGs Redis every PROBE_INTERVAL_S (one thread) and closes on the first answer; OPEN_S is only
     the cool-down after which request traffic probes by itself (half-open), should the prober not get there first.
     """
-    global _redis_breaker
     with _registry_lock:
-        if _redis_breaker is None:
+        breaker = _redis_breakers.get(alias)
+        if breaker is None:
             conf = engine_setting("REDIS_BREAKER")
-            _redis_breaker = WindowBreaker(
-                "redis",
+            probe = _redis_probe
+            breaker = _redis_breakers[alias] = WindowBreaker(
+                redis_breaker_name(alias),
                 failures=int(conf["FAILURES"]),
                 window_s=float(conf["WINDOW_S"]),
                 open_s=float(conf["OPEN_S"]),
                 half_open_successes=int(conf["HALF_OPEN_SUCCESSES"]),
-                probe=_redis_probe,
+                probe=None if probe is None else (lambda: probe(alias)),
                 probe_interval_s=float(conf["PROBE_INTERVAL_S"]),
             )
-        return _redis_breaker
+        return breaker
 
 
-def set_redis_probe(probe: Callable[[], bool]) -> None:
-    """Install the check the open Redis breaker runs to close early (the Redis layer installs its PING)."""
+def redis_breakers() -> dict[str, WindowBreaker]:
+    """Return every Redis breaker built so far by alias, `default` always among them."""
+    redis_breaker()
+    with _registry_lock:
+        return dict(_redis_breakers)
+
+
+def set_redis_probe(probe: Callable[[str], bool]) -> None:
+    """Install the check an open Redis breaker runs to close early (the Redis layer installs its PING of an alias)."""
     global _redis_probe
     _redis_probe = probe
 
@@ -273,7 +292,7 @@ def upstream_breaker(instance: str) -> tuple[ConsecutiveBreaker, HalfOpenGate]:
 
 def all_states() -> dict[str, State]:
     """Return every breaker's state by name."""
-    states: dict[str, State] = {"redis": redis_breaker().state}
+    states: dict[str, State] = {b.name: b.state for b in redis_breakers().values()}
     with _registry_lock:
         upstream = dict(_upstream)
     for instance, (breaker, _) in upstream.items():
@@ -283,9 +302,8 @@ def all_states() -> dict[str, State]:
 
 def reset_breakers() -> None:
     """Forget every breaker (tests and settings changes rebuild them from settings)."""
-    global _redis_breaker
     with _registry_lock:
-        if _redis_breaker is not None:
-            _redis_breaker.stop_probing()
-        _redis_breaker = None
+        for breaker in _redis_breakers.values():
+            breaker.stop_probing()
+        _redis_breakers.clear()
         _upstream.clear()

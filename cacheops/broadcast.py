@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 import redis
+from redis.exceptions import RedisClusterException
 
 from cacheops import backend, keys, metrics
 
@@ -46,42 +47,50 @@ def origin() -> str:
 
 
 class Subscriber:
-    """The process's listener on the fill and invalidation channels."""
+    """The process's listener on the fill and invalidation channels: one thread per Redis the cache uses.
 
-    def __init__(self, on_invalidate: OnInvalidate, on_clear: OnClear) -> None:
+    An instance with its own Redis (cacheops.redis_topology) announces its fills there, so each Redis is listened
+    to; the waiters and the L1 callbacks are shared. `ready` and `_thread` are the `default` Redis's listener's.
+    """
+
+    def __init__(self, on_invalidate: OnInvalidate, on_clear: OnClear, targets: list[str | None] | None = None) -> None:
         self.on_invalidate = on_invalidate
         self.on_clear = on_clear
-        self.ready = threading.Event()
-        self._stop = threading.Event()
         self._waiters: dict[str, set[threading.Event]] = defaultdict(set)
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self._connected_before = False
         self._fill_channel = keys.fill_channel()
         self._invalidation_channel = keys.invalidation_channel()
-        # Every read of the pub/sub connection holds this: the listener thread, and readers draining what has
-        # already arrived before they serve from L1 (see drain_pending).
-        self._read_lock = threading.Lock()
-        self._pubsub: Any = None
+        self.listeners = [_Listener(self, target) for target in (targets or [None])]
+
+    @property
+    def ready(self) -> threading.Event:
+        """Set while the `default` Redis's subscription is live."""
+        return self.listeners[0].ready
+
+    # The `default` listener's state, as tests of the single-Redis case read it.
+    @property
+    def _thread(self) -> threading.Thread | None:
+        return self.listeners[0].thread
+
+    @property
+    def _read_lock(self) -> threading.Lock:
+        return self.listeners[0]._read_lock
+
+    @property
+    def _pubsub(self) -> Any:
+        return self.listeners[0]._pubsub
 
     def ensure_started(self) -> None:
-        """Start the listener thread unless it runs in this process already."""
-        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-                return
-            self._pid = os.getpid()
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="cacheops-subscriber", daemon=True)
-            self._thread.start()
+        """Start the listener threads unless they run in this process already."""
+        for listener in self.listeners:
+            listener.ensure_started()
 
     def stop(self) -> None:
-        """Stop the listener and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        """Stop the listeners and wait for them."""
+        for listener in self.listeners:
+            listener.stop_event.set()
+        for listener in self.listeners:
+            listener.join()
 
     def watch(self, key: str) -> threading.Event:
         """Return an event set when `key` is announced filled; call `unwatch` when done."""
@@ -99,83 +108,15 @@ class Subscriber:
                 if not events:
                     del self._waiters[key]
 
-    def _run(self) -> None:
-        delay = 0.1
-        while not self._stop.is_set():
-            if self._listened():
-                delay = 0.1
-                continue
-            self.ready.clear()
-            metrics.ERRORS.labels("subscriber").inc()
-            self._stop.wait(delay)
-            delay = min(delay * 2, 5.0)
-
-    def _listened(self) -> bool:
-        """Listen until stopped (True) or until the connection, or a bug, ends it (False: reconnect)."""
-        try:
-            self._listen()
-        except (redis.RedisError, OSError) as exc:
-            logger.warning("cache invalidation subscriber disconnected (%s); retrying", exc.__class__.__name__)
-            return False
-        except Exception:
-            # A bug must not end the thread silently: reconnecting empties L1, the safe state.
-            logger.exception("cache invalidation subscriber failed; reconnecting")
-            return False
-        return True
-
-    def _listen(self) -> None:
-        pubsub = backend.client().pubsub(ignore_subscribe_messages=True)
-        try:
-            pubsub.subscribe(self._fill_channel, self._invalidation_channel)
-            pubsub.get_message(timeout=1.0)  # the subscribe confirmation: we are live from here on
-            if self._connected_before:
-                self.on_clear(None)  # anything broadcast while we were away is lost: drop what it might have hit
-            self._connected_before = True
-            with self._read_lock:
-                self._pubsub = pubsub
-            self.ready.set()
-            while not self._stop.is_set():
-                if _readable(pubsub, 0.1):
-                    with self._read_lock:
-                        self._drain(pubsub)
-        finally:
-            self.ready.clear()
-            with self._read_lock:
-                self._pubsub = None
-                pubsub.close()
-
     def drain_pending(self) -> None:
         """Apply every message that has already reached this process, before the caller serves from L1.
 
-        The listener thread applies messages as they come, but a busy reading thread can hold the GIL for its
+        The listener threads apply messages as they come, but a busy reading thread can hold the GIL for its
         switch interval (5 ms) after an invalidation arrived: without this, it could serve an entry that Redis
-        and the writer already consider gone. Costs one non-blocking poll of the socket when nothing is waiting.
+        and the writer already consider gone. Costs one non-blocking poll per socket when nothing is waiting.
         """
-        pubsub = self._pubsub
-        if pubsub is None:
-            return
-        # Locked: the listener is applying a message right now (its bytes may have left the socket already).
-        try:
-            if self._read_lock.locked() or _readable(pubsub, 0.0):
-                with self._read_lock:
-                    if self._pubsub is pubsub:
-                        self._drain(pubsub)
-        except Exception as exc:  # noqa: BLE001 - a read must never fail here; the listener reconnects and clears L1
-            metrics.ERRORS.labels("subscriber").inc()
-            logger.warning("draining cache invalidations before a read failed: %s", exc.__class__.__name__)
-
-    def _drain(self, pubsub: Any) -> None:
-        """Read and apply every message available now (the read lock is held).
-
-        get_message answers None for a skipped subscribe confirmation, and with hiredis for a read that only
-        filled its parser, so the loop ends when the connection has nothing more to read, not at the first None.
-        """
-        while True:
-            message = pubsub.get_message(timeout=0.0)
-            if message is not None:
-                self._dispatch(message)
-            elif not pubsub.connection.can_read(timeout=0):
-                return
+        for listener in self.listeners:
+            listener.drain_pending()
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
@@ -204,6 +145,123 @@ class Subscriber:
             self.on_clear(payload.get("i"))
         else:
             self.on_invalidate(payload["i"], list(payload["t"]))
+
+
+class _Listener:
+    """One subscription (and its thread) on one Redis: `target` routes to it (None: `default`)."""
+
+    def __init__(self, owner: Subscriber, target: str | None) -> None:
+        self.owner = owner
+        self.target = target
+        self.ready = threading.Event()
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._connected_before = False
+        # Every read of the pub/sub connection holds this: the listener thread, and readers draining what has
+        # already arrived before they serve from L1 (see drain_pending).
+        self._read_lock = threading.Lock()
+        self._pubsub: Any = None
+
+    def ensure_started(self) -> None:
+        """Start the listener thread unless it runs in this process already."""
+        if self.thread is not None and self._pid == os.getpid() and self.thread.is_alive():
+            return
+        with self._lock:
+            if self.thread is not None and self._pid == os.getpid() and self.thread.is_alive():
+                return
+            self._pid = os.getpid()
+            self.stop_event.clear()
+            self.thread = threading.Thread(target=self._run, name="cacheops-subscriber", daemon=True)
+            self.thread.start()
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        delay = 0.1
+        while not self.stop_event.is_set():
+            if self._listened():
+                delay = 0.1
+                continue
+            self.ready.clear()
+            metrics.ERRORS.labels("subscriber").inc()
+            self.stop_event.wait(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _listened(self) -> bool:
+        """Listen until stopped (True) or until the connection, or a bug, ends it (False: reconnect)."""
+        try:
+            self._listen()
+        except (redis.RedisError, RedisClusterException, OSError) as exc:
+            logger.warning("cache invalidation subscriber disconnected (%s); retrying", exc.__class__.__name__)
+            return False
+        except Exception:
+            # A bug must not end the thread silently: reconnecting empties L1, the safe state.
+            logger.exception("cache invalidation subscriber failed; reconnecting")
+            return False
+        return True
+
+    def _listen(self) -> None:
+        owner = self.owner
+        # A cluster's PUBLISH reaches every node: a RedisCluster's pubsub subscribes on one node (the channel's).
+        pubsub = (backend.client(self.target) if self.target is not None else backend.client()).pubsub(
+            ignore_subscribe_messages=True
+        )
+        try:
+            pubsub.subscribe(owner._fill_channel, owner._invalidation_channel)
+            pubsub.get_message(timeout=1.0)  # the subscribe confirmation: we are live from here on
+            if self._connected_before:
+                owner.on_clear(None)  # anything broadcast while we were away is lost: drop what it might have hit
+            self._connected_before = True
+            with self._read_lock:
+                self._pubsub = pubsub
+            self.ready.set()
+            while not self.stop_event.is_set():
+                if _readable(pubsub, 0.1):
+                    with self._read_lock:
+                        self._drain(pubsub)
+        finally:
+            self.ready.clear()
+            with self._read_lock:
+                self._pubsub = None
+                pubsub.close()
+
+    def drain_pending(self) -> None:
+        """Apply every message that has already reached this subscription (see Subscriber.drain_pending)."""
+        pubsub = self._pubsub
+        if pubsub is None:
+            return
+        # Locked: the listener is applying a message right now (its bytes may have left the socket already).
+        try:
+            if self._read_lock.locked() or _readable(pubsub, 0.0):
+                with self._read_lock:
+                    if self._pubsub is pubsub:
+                        self._drain(pubsub)
+        except Exception as exc:  # noqa: BLE001 - a read must never fail here; the listener reconnects and clears L1
+            metrics.ERRORS.labels("subscriber").inc()
+            logger.warning("draining cache invalidations before a read failed: %s", exc.__class__.__name__)
+
+    def _drain(self, pubsub: Any) -> None:
+        """Read and apply every message available now (the read lock is held).
+
+        get_message answers None for a skipped subscribe confirmation, and with hiredis for a read that only
+        filled its parser, so the loop ends when the connection has nothing more to read, not at the first None.
+        """
+        while True:
+            message = pubsub.get_message(timeout=0.0)
+            if message is not None:
+                self.owner._dispatch(message)
+            elif not _can_read(pubsub):
+                return
+
+
+def _can_read(pubsub: Any) -> bool:
+    """Return whether the subscription's connection holds more to read (none yet: nothing)."""
+    connection = pubsub.connection
+    return connection is not None and bool(connection.can_read(timeout=0))
 
 
 def _readable(pubsub: Any, timeout_s: float) -> bool:

@@ -93,7 +93,7 @@ class CallerMemory:
             return answers
 
         try:
-            answers = backend.call(run)
+            answers = backend.call(run, instance)
         except CacheBackendError:
             return self.local(instance, tenant)
         return self.merge(instance, tenant, answers)
@@ -123,7 +123,9 @@ class CallerMemory:
         """Remember that the source refused the key: no upstream call and no cached answer for REFUSED_KEY_TTL_S."""
         period = float(engine_setting("REFUSED_KEY_TTL_S"))
         self._update(instance, tenant, lambda d, now: replace(d, refused=now + period, accepted=0.0))
-        _quietly(lambda: backend.call(lambda r: r.set(keys.caller_key(instance, tenant), REFUSED, px=_ms(period))))
+        _quietly(
+            lambda: backend.call(lambda r: r.set(keys.caller_key(instance, tenant), REFUSED, px=_ms(period)), instance)
+        )
         logger.warning("JobNimbus refused the key of tenant %s on %s; not sent for %g s", tenant[:8], instance, period)
 
     def accept(self, instance: str, tenant: str) -> None:
@@ -141,7 +143,11 @@ class CallerMemory:
         """Hold the key back after a 429 for its Retry-After (default and cap from settings); return the wait."""
         wait = backoff_period(retry_after_s)
         self._update(instance, tenant, lambda d, now: replace(d, backoff=max(d.backoff, now + wait)))
-        _quietly(lambda: backend.call(lambda r: r.set(keys.caller_backoff_key(instance, tenant), b"1", px=_ms(wait))))
+        _quietly(
+            lambda: backend.call(
+                lambda r: r.set(keys.caller_backoff_key(instance, tenant), b"1", px=_ms(wait)), instance
+            )
+        )
         logger.warning("JobNimbus rate limited the key of tenant %s on %s; held back %g s", tenant[:8], instance, wait)
         return wait
 

@@ -47,7 +47,9 @@ def _fail_fast_options(app: Any) -> dict[str, Any]:
     over, a dead NAT entry) waits forever. One attempt of at most PUBLISH_TIMEOUT_S, then the inline apply.
     """
     options: dict[str, Any] = {"max_retries": 0}
-    if str(app.conf.broker_url).startswith(("redis", "rediss")):
+    # kombu's sentinel:// transport is its Redis one (same socket options); the master's name comes from the app's
+    # own broker_transport_options, which connection_for_write merges under these.
+    if str(app.conf.broker_url).startswith(("redis", "rediss", "sentinel")):
         timeout = float(freshness_setting("PUBLISH_TIMEOUT_S"))
         options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
     return options

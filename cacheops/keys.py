@@ -1,8 +1,21 @@
 """Every Redis key family of the server: one function per family, each under CACHE_KEY_NAMESPACE.
 
-Entry keys are `jn:v1:{instance}:{tenant}:{entity}:{op}:{hash of normalised args}`; normalisation drops
+Entry keys are `jn:v1:{<instance>}:<tenant>:<entity>:<op>:<hash of normalised args>`; normalisation drops
 None-valued arguments and the hash sorts mapping keys, so equivalent calls share an entry while different
 tenants never do (the tenant is part of the key).
+
+Placement (Redis Cluster, cacheops.redis_topology): the braces are a hash tag. Every key of one JobNimbus instance
+(entries, tag indexes, generations and the instance's clear epoch, single-flight locks and waiter flags, which
+contain the entry key, caller standings) carries `{<instance>}` first, so it maps to that instance's one slot:
+every Lua step and pipeline of the read path touches one slot, and a cluster shards the cache by instance. These
+families also follow the instance to its own Redis when REDIS_URL_<INSTANCE> is set. The namespace must hold no
+brace (it comes first: its braces would be the tag).
+
+The global families carry no hash tag, so each key lands on its own slot and they spread over the cluster: the
+dashboard's history (minute hashes, day sets, recipes), the tuned TTLs, the webhook replay and wrong-secret
+records, the throttle counters and key bindings (django-redis's `default` cache, under its KEY_PREFIX, the same
+namespace). Every step on them is single-key, or a non-transactional pipeline redis-py splits by node; they
+always live on REDIS_URL. Pub/sub channels are not keys: a cluster broadcasts PUBLISH to every node.
 
 Families written with the raw client start with the namespace here; the throttle counters and key bindings
 live in django-redis's `default` cache, whose KEY_PREFIX settings derive from the same namespace.
@@ -49,26 +62,38 @@ def args_hash(normalised: Mapping[str, Any]) -> str:
 
 def entry_key(instance: str, tenant: str, entity: str, op: str, normalised: Mapping[str, Any]) -> str:
     """Return the key of one cached read."""
-    return f"{_ns()}:{instance}:{tenant}:{entity}:{op}:{args_hash(normalised)}"
+    return f"{_ns()}:{{{instance}}}:{tenant}:{entity}:{op}:{args_hash(normalised)}"
 
 
 def tag_index_key(instance: str, tag: str) -> str:
     """Return the key of the set indexing every entry of `instance` under `tag`."""
-    return f"{_ns()}:tag:{instance}:{tag}"
+    return f"{_ns()}:tag:{{{instance}}}:{tag}"
 
 
 def generation_key(instance: str, tag: str) -> str:
     """Return the key of the counter bumped each time `tag` of `instance` is invalidated."""
-    return f"{_ns()}:gen:{instance}:{tag}"
+    return f"{_ns()}:gen:{{{instance}}}:{tag}"
 
 
-# Neither an instance name (INSTANCE_RE) nor a tag the app builds: the "tag" every entry carries implicitly.
+# Not a tag the app builds: the "tag" every entry carries implicitly.
 EVERY = "*"
 
 
-def epoch_key(instance: str | None) -> str:
-    """Return the counter an admin clear of `instance` (None: of everything) bumps; every store checks it."""
-    return generation_key(instance or EVERY, EVERY)
+def epoch_key(instance: str) -> str:
+    """Return the counter an admin clear of `instance` bumps; every store of the instance checks it.
+
+    There is no global epoch (it would sit on another slot than the instance's keys): clearing everything bumps
+    the epoch of every instance (Invalidation.clear_matching).
+    """
+    return generation_key(instance, EVERY)
+
+
+def hash_tag(key: str | bytes) -> str | None:
+    """Return the instance a key belongs to (its hash tag), or None for a global key."""
+    text = key.decode(errors="replace") if isinstance(key, bytes) else key
+    start = text.find("{")
+    end = text.find("}", start + 1)
+    return text[start + 1 : end] if start >= 0 and end > start + 1 else None
 
 
 def generation_prefix() -> str:
@@ -98,7 +123,7 @@ def invalidation_channel() -> str:
 
 def app_key_pattern(instance: str | None = None) -> str:
     """Return the SCAN pattern matching this app's keys (admin clear only, never on a request path)."""
-    return f"{_ns()}:*" if instance is None else f"{_ns()}:{instance}:*"
+    return f"{_ns()}:*" if instance is None else f"{_ns()}:{{{instance}}}:*"
 
 
 def entity_tag(entity: str) -> str:
@@ -121,12 +146,12 @@ def entity_tags(entity: str, tags: Iterable[str]) -> list[str]:
 
 def caller_key(instance: str, tenant: str) -> str:
     """Return the key holding what JobNimbus last said of a tenant's key, refused or accepted (cacheops.callers)."""
-    return f"{_ns()}:caller:{instance}:{tenant}"
+    return f"{_ns()}:caller:{{{instance}}}:{tenant}"
 
 
 def caller_backoff_key(instance: str, tenant: str) -> str:
     """Return the key whose expiry ends a tenant's back-off after JobNimbus answered its key 429 (cacheops.callers)."""
-    return f"{_ns()}:caller-backoff:{instance}:{tenant}"
+    return f"{_ns()}:caller-backoff:{{{instance}}}:{tenant}"
 
 
 def signature_key(digest: str) -> str:

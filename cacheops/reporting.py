@@ -13,7 +13,7 @@ from typing import Any
 
 from cacheops import backend, status
 from cacheops.backend import ping as redis_ping_ms
-from cacheops.breakers import all_states, redis_breaker, upstream_breaker
+from cacheops.breakers import all_states, redis_breaker, redis_breakers, upstream_breaker
 from cacheops.history import (
     KEY_SET_MAX,
     LATENCY_BUCKETS_MS,
@@ -88,10 +88,11 @@ def breaker_details() -> dict[str, dict[str, Any]]:
     """Return every breaker of this process by name: {"state", "since"} where `since` is the wall-clock epoch
     second it last opened (None while CLOSED). Breakers time themselves on the monotonic clock; this converts."""
     out: dict[str, dict[str, Any]] = {}
+    redis_by_name = {b.name: b for b in redis_breakers().values()}
     for name, state in all_states().items():
         since = None
         if state != "CLOSED":
-            breaker: Any = redis_breaker() if name == "redis" else upstream_breaker(name.partition(":")[2])[0]
+            breaker: Any = redis_by_name.get(name) or upstream_breaker(name.partition(":")[2])[0]
             opened = float(getattr(breaker, "_opened_at", 0.0) or 0.0)
             if opened:
                 since = time.time() - max(0.0, breaker.clock() - opened)

@@ -105,7 +105,8 @@ def publish(ttls: Mapping[str, int]) -> None:
     """Replace the tuned TTLs every process uses (policy -> fresh seconds); raise CacheBackendError when down."""
 
     def write(r: Any) -> None:
-        pipe = r.pipeline()
+        # MULTI/EXEC on one key: readers never see the hash emptied (a cluster runs it on the key's one slot).
+        pipe = r.pipeline(transaction=True)
         pipe.delete(_store_key())
         if ttls:
             pipe.hset(_store_key(), mapping={k: int(v) for k, v in ttls.items()})

@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 
 from cacheops import backend, history
-from cacheops.keys import tenant_id
+from cacheops.keys import hash_tag, tenant_id
 from cacheops.policies import effective_policy
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def _need(key: str, policy_name: str | None) -> str | None:
     "expiring" is an entry past its fresh window but still stored: a read now is served stale and makes the
     engine refresh it in the background (stale-while-revalidate), before it expires for good and callers miss.
     """
-    pttl: Any = backend.call(lambda r: r.pttl(key))
+    pttl: Any = backend.call(lambda r: r.pttl(key), hash_tag(key))
     if pttl is None or int(pttl) < 0:
         return "missing"
     if policy_name is None:

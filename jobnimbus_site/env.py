@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from cacheops import redis_topology
+
 T = TypeVar("T")
 D = TypeVar("D")  # a default: the setting's own value, or None for "unset, the component's DEFAULTS decide"
 _RATE_RE = re.compile(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)")
@@ -164,11 +166,15 @@ def read_choice(name: str, choices: tuple[str, ...]) -> str | None:
     return raw
 
 
-def read_redis_url() -> str:
-    """Return REDIS_URL, or one built from the plan's REDIS_HOST/PORT/PASSWORD/DB/TLS_ENABLED."""
-    schemes = ("redis", "rediss", "unix")
-    if read_str("REDIS_URL") is not None:
-        return read_url("REDIS_URL", "", schemes)
+def read_redis_url(name: str = "REDIS_URL") -> str:
+    """Return REDIS_URL, or one built from the plan's REDIS_HOST/PORT/PASSWORD/DB/TLS_ENABLED.
+
+    Any topology cacheops.redis_topology reads: redis://, rediss://, unix://, redis+cluster://, redis+sentinel://.
+    """
+    raw = read_str(name)
+    if raw is not None:
+        redis_topology.parse(raw, name)  # fails at start-up, naming the variable
+        return raw.rstrip("/") if raw.startswith(redis_topology.PLAIN_SCHEMES) else raw
     host = read_str("REDIS_HOST", "127.0.0.1")
     port = read_int("REDIS_PORT", 6379, minimum=1, maximum=65535)
     db = read_int("REDIS_DB", 0, minimum=0)
@@ -178,13 +184,61 @@ def read_redis_url() -> str:
     return f"{scheme}://{auth}{host}:{port}/{db}"
 
 
+def read_instance_redis_urls(instances: list[str]) -> dict[str, str]:
+    """Return {instance: its own Redis URL} from REDIS_URL_<INSTANCE> (instances without one are left out)."""
+    urls: dict[str, str] = {}
+    for name in instances:
+        variable = f"REDIS_URL_{redis_topology.instance_env_suffix(name)}"
+        if read_str(variable) is not None:
+            urls[name] = read_redis_url(variable)
+    return urls
+
+
+BROKER_SCHEMES = ("redis", "rediss", "redis+socket", "sentinel", "amqp", "amqps", "memory")
+
+
+def read_broker_url(redis_url: str) -> str:
+    """Return CELERY_BROKER_URL, by default the broker on REDIS_URL (none for a cluster: kombu has no transport)."""
+    if read_str("CELERY_BROKER_URL") is not None:
+        return str(read_url("CELERY_BROKER_URL", "", BROKER_SCHEMES))
+    return broker_url_for(redis_url)
+
+
 def broker_url_for(redis_url: str) -> str:
-    """Return the Celery broker URL for a Redis URL (kombu spells a unix socket `redis+socket://`)."""
+    """Return the Celery broker URL for a Redis URL (kombu spells a unix socket `redis+socket://`, a Sentinel set
+    `sentinel://host:port;sentinel://host:port/db` with the master's name in the transport options)."""
+    topology = redis_topology.parse(redis_url)
+    if topology.kind == "cluster":
+        raise ImproperlyConfigured(
+            "CELERY_BROKER_URL must be set: REDIS_URL is a Redis Cluster (redis+cluster://), which Celery's broker "
+            "(kombu) cannot use; point CELERY_BROKER_URL at a plain Redis (redis://), a Sentinel set (sentinel://) "
+            "or AMQP"
+        )
+    if topology.kind == "sentinel":
+        auth = f":{quote(topology.password, safe='')}@" if topology.password else ""
+        nodes = ";".join(f"sentinel://{auth}{host}:{port}" for host, port in topology.nodes)
+        return f"{nodes}/{topology.db}"
     if not redis_url.startswith("unix://"):
         return redis_url
     path, _, query = redis_url.removeprefix("unix://").partition("?")
     db = dict(part.split("=", 1) for part in query.split("&") if "=" in part).get("db", "0")
     return f"redis+socket://{path}?virtual_host={db}"
+
+
+def broker_master_name(broker_url: str, redis_url: str) -> str | None:
+    """Return the Sentinel master a `sentinel://` broker uses: CELERY_BROKER_MASTER_NAME, else REDIS_URL's service."""
+    if not broker_url.startswith("sentinel"):
+        return None
+    given = read_str("CELERY_BROKER_MASTER_NAME")
+    if given is not None:
+        return given
+    topology = redis_topology.parse(redis_url)
+    if topology.kind != "sentinel":
+        raise ImproperlyConfigured(
+            "CELERY_BROKER_MASTER_NAME must be set: CELERY_BROKER_URL is a Sentinel set (sentinel://) and REDIS_URL "
+            "names no Sentinel master to borrow"
+        )
+    return topology.service
 
 
 def read_instances() -> dict[str, dict[str, str | None]]:
@@ -199,7 +253,7 @@ def read_instances() -> dict[str, dict[str, str | None]]:
                 f"JOBNIMBUS_INSTANCES is malformed: {name!r} is not a valid instance name "
                 "(letters, digits, '_' and '-', up to 64 characters)"
             )
-        suffix = re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+        suffix = redis_topology.instance_env_suffix(name)
         instances[name] = {
             "api_key": read_str(f"JOBNIMBUS_API_KEY_{suffix}"),
             "webhook_secret": read_str(f"JOBNIMBUS_WEBHOOK_SECRET_{suffix}"),

@@ -28,6 +28,7 @@ from pathlib import Path
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
+from cacheops.redis_topology import caches_setting
 from jobnimbus_site import env as e
 
 # Lets generic classes such as ModelAdmin[Alert] be subscripted at run time, as the type stubs write them.
@@ -152,39 +153,39 @@ REDIS_URL = e.read_redis_url()
 # Prefix of every Redis key and channel this server writes: cache entries, history, tuning, throttle counters,
 # webhook replay records and Celery's queues (when Redis is the broker). Lets several deployments share a Redis.
 _namespace = e.read_str("CACHE_KEY_NAMESPACE", "") or ""
+if "{" in _namespace or "}" in _namespace:
+    # The namespace starts every key: a brace there would be the Redis Cluster hash tag, not the instance.
+    raise ImproperlyConfigured(f"CACHE_KEY_NAMESPACE is malformed: no braces allowed, got {_namespace!r}")
 # Short socket timeouts: with Redis gone a request must lose milliseconds, not seconds (issue 4).
 _redis_socket_timeout_s = e.read_float("REDIS_SOCKET_TIMEOUT_S", 0.25)
 _redis_connect_timeout_s = e.read_float("REDIS_CONNECT_TIMEOUT_S", 0.25)
 
-CACHES = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
-        # The throttle counters and key bindings live here (key families in cacheops.keys): same namespace.
-        "KEY_PREFIX": _namespace.rstrip(":"),
-        "OPTIONS": {
-            "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            "SOCKET_TIMEOUT": _redis_socket_timeout_s,
-            "SOCKET_CONNECT_TIMEOUT": _redis_connect_timeout_s,
-            # JSON (orjson) values, never pickle; zstd above 1 KB (django-redis plug points, cacheops.serializers).
-            "SERIALIZER": "cacheops.serializers.OrjsonSerializer",
-            "COMPRESSOR": (
-                "cacheops.serializers.ZstdCompressor"
-                if e.read_bool("CACHE_COMPRESSION", True)
-                else "django_redis.compressors.identity.IdentityCompressor"
-            ),
-            "COMPRESS_MIN_LENGTH": e.read_int("CACHE_COMPRESS_MIN_BYTES", 1024, minimum=0),
-        },
-    }
-}
-
-CELERY_BROKER_URL = e.read_url(
-    "CELERY_BROKER_URL", e.broker_url_for(REDIS_URL), ("redis", "rediss", "redis+socket", "amqp", "amqps", "memory")
+# Plain, Cluster or Sentinel by REDIS_URL's scheme; an instance with REDIS_URL_<INSTANCE> gets its own Redis (an
+# alias per distinct URL, cacheops.redis_topology). The throttle counters and key bindings live in `default` (key
+# families in cacheops.keys): same namespace. JSON (orjson) values, never pickle; zstd above 1 KB.
+CACHES = caches_setting(
+    REDIS_URL,
+    (
+        "cacheops.serializers.ZstdCompressor"
+        if e.read_bool("CACHE_COMPRESSION", True)
+        else "django_redis.compressors.identity.IdentityCompressor"
+    ),
+    instance_urls=e.read_instance_redis_urls(list(e.read_instances())),
+    key_prefix=_namespace.rstrip(":"),
+    socket_timeout_s=_redis_socket_timeout_s,
+    connect_timeout_s=_redis_connect_timeout_s,
+    compress_min_bytes=e.read_int("CACHE_COMPRESS_MIN_BYTES", 1024, minimum=0),
 )
+
+CELERY_BROKER_URL = e.read_broker_url(REDIS_URL)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
-if _namespace and CELERY_BROKER_URL.startswith(("redis", "rediss")):
+# kombu's sentinel:// transport is its Redis one behind a Sentinel look-up: the same options, plus the master.
+_broker_master = e.broker_master_name(CELERY_BROKER_URL, REDIS_URL)
+if _broker_master is not None:
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = _broker_master
+if _namespace and CELERY_BROKER_URL.startswith(("redis", "rediss", "sentinel")):
     CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = _namespace
-if CELERY_BROKER_URL.startswith(("redis", "rediss")):
+if CELERY_BROKER_URL.startswith(("redis", "rediss", "sentinel")):
     # Without a socket timeout a publish (beat's, or anyone's) to a broker that stopped answering waits forever.
     # The worker's BRPOP is not bounded by it (kombu's event loop reads only when the socket is readable). Webhook
     # publishes use the shorter CACHEOPS_FRESHNESS["PUBLISH_TIMEOUT_S"] on their own pooled connections.
@@ -193,6 +194,11 @@ if CELERY_BROKER_URL.startswith(("redis", "rediss")):
     )
     CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = e.read_float(
         "CELERY_BROKER_CONNECT_TIMEOUT_S", 2.0, minimum=0.01
+    )
+    # A task taken but never acknowledged (its worker killed mid-task: acks are late) goes back to the queue once
+    # this long has passed; it must exceed the longest task (CELERY_TASK_TIME_LIMIT), or a slow task runs twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = e.read_float(
+        "CELERY_BROKER_VISIBILITY_TIMEOUT_S", 360.0, minimum=1.0
     )
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -203,6 +209,9 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_TIME_LIMIT = e.read_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = e.read_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
 CELERY_TASK_ACKS_LATE = True
+# A pool child that dies mid-task (OOM, SIGKILL) sends its task back to the queue instead of acknowledging it: every
+# task is idempotent (cacheops.tasks), so a second run is harmless and a lost one is not.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
@@ -362,7 +371,7 @@ CACHEOPS_ENGINE = e.given(
     LOCK_TTL_S=e.read_float("CACHE_LOCK_TTL_S", None, minimum=0.1),
     LOCK_WAIT_S=e.read_float("CACHE_LOCK_WAIT_S", None),
     REFRESH_WORKERS=e.read_int("CACHE_REFRESH_WORKERS", None, minimum=1, maximum=64),
-    # gunicorn's --threads must exceed MISS_CONCURRENCY and MISS_QUEUE together (Procfile: 8; defaults 4 + 2).
+    # The web server's request threads per process (Procfile: WEB_THREADS, 8) must exceed these two together (4 + 2).
     MISS_CONCURRENCY=e.read_int("CACHE_MISS_CONCURRENCY", None, minimum=0),
     MISS_QUEUE=e.read_int("CACHE_MISS_QUEUE", None, minimum=0),
     MISS_QUEUE_WAIT_S=e.read_float("CACHE_MISS_QUEUE_WAIT_S", None, minimum=0.0),

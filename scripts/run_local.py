@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import secrets
 import shlex
@@ -64,13 +65,29 @@ SHARED_VARIABLES = (
 
 # --- Redis -------------------------------------------------------------------------------------------------------
 def redis_answers(url: str) -> bool:
-    """Return True when a Redis server answers PING at url."""
+    """Return True when a Redis server answers PING at url (a cluster's or Sentinel's URL: through its client)."""
+    if "+" in url.partition("://")[0]:
+        return topology_answers(url)
     parsed = urlparse(url)
     try:
         with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
+        return False
+
+
+def topology_answers(url: str) -> bool:
+    """Return True when the Redis Cluster or Sentinel master a `redis+cluster://` or `redis+sentinel://` URL names
+    answers PING (the project's one URL parser, cacheops.redis_topology, imported only for these URLs)."""
+    sys.path.insert(0, str(ROOT))
+    import redis
+
+    from cacheops.redis_topology import raw_client  # a malformed URL raises, naming REDIS_URL
+
+    try:
+        return bool(raw_client(url, socket_connect_timeout=0.5, socket_timeout=0.5).ping())
+    except (redis.RedisError, OSError):
         return False
 
 
@@ -109,7 +126,8 @@ def stack_environment(redis_url: str, webhook_secret: str) -> dict[str, str]:
     env["SANDBOX_WEBHOOK_TOKEN"] = env[f"JOBNIMBUS_WEBHOOK_SECRET_{INSTANCE.upper()}"]
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{WEB_PORT}")
     env["REDIS_URL"] = redis_url
-    env.setdefault("CELERY_BROKER_URL", redis_url)
+    if "+" not in redis_url.partition("://")[0]:  # Sentinel: settings derive the broker; a cluster needs its own
+        env.setdefault("CELERY_BROKER_URL", redis_url)
     env["JOBNIMBUS_READY_DIR"] = str(RUN_DIR / "ready")
     return env
 
@@ -129,17 +147,35 @@ def process_commands(env: dict[str, str], scratch: Path) -> dict[str, list[str]]
             webhook_url,
             "--quiet",
         ],
-        "web": [
-            *(PYTHON, "-m", "gunicorn", "jobnimbus_site.wsgi:application", "--bind", f"127.0.0.1:{WEB_PORT}"),
-            *("--config", "jobnimbus_site/gunicorn_conf.py"),  # as the Procfile: an access log without credentials
-            *("--workers", "2", "--threads", "8", "--worker-class", "gthread", "--timeout", "60"),
-            *("--log-level", "warning", "--access-logfile", str(RUN_DIR / "logs" / "access.log")),
+        "web": [  # the Procfile's web line, on loopback, quiet, its access log in a file
+            *(PYTHON, "-m", "granian", "--interface", "wsgi", "jobnimbus_site.web:application"),
+            *("--host", "127.0.0.1", "--port", str(WEB_PORT), "--workers", "2"),
+            *("--blocking-threads", "8", "--respawn-failed-workers"),
+            *("--workers-kill-timeout", "30", "--access-log", "--log-level", "warning"),
+            *("--log-config", str(web_log_config(scratch))),
         ],
         "worker": [*celery, "worker", "--loglevel", "warning", "--concurrency", "2", "--pool", "threads"],
         # Per run: a schedule file shared with an earlier run that was killed mid-write is corrupt, and beat
         # prints a page of traceback before it recreates it.
         "beat": [*celery, "beat", "--loglevel", "warning", "--schedule", str(scratch / "celerybeat-schedule")],
     }
+
+
+def web_log_config(scratch: Path) -> Path:
+    """Write the Procfile's logging config (access lines without credentials) with its access log in logs/access.log.
+
+    The console shows warnings and errors only; an access line per request would drown them.
+    """
+    config = json.loads((ROOT / "jobnimbus_site" / "granian_logging.json").read_text())
+    access = {k: v for k, v in config["handlers"]["access"].items() if k != "stream"}
+    config["handlers"]["access"] = {
+        **access,
+        "class": "logging.FileHandler",
+        "filename": str(RUN_DIR / "logs" / "access.log"),
+    }
+    path = scratch / "granian_logging.json"
+    path.write_text(json.dumps(config))
+    return path
 
 
 class SetupFailed(Exception):
@@ -271,7 +307,7 @@ def stop_children(children: Iterable[Child]) -> None:
 def stop_group(procs: list[subprocess.Popen[str]]) -> None:
     """Stop processes the graceful way, with SIGTERM to each one's whole group; SIGKILL what outlives 10 s.
 
-    gunicorn's threaded workers can deadlock on a SIGINT that lands mid-request, hence SIGTERM.
+    SIGTERM is every server's graceful stop (granian finishes the requests in flight; Celery its tasks).
     """
     for proc in procs:
         if proc.poll() is None:

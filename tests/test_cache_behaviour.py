@@ -24,7 +24,7 @@ def drop_l1() -> None:
 
 
 def entry_keys(env: CacheEnv) -> list[bytes]:
-    prefix = f"{env.namespace}{keys.VERSION}:demo:".encode()
+    prefix = keys.app_key_pattern("demo")[:-1].encode()  # the test namespace is set: the pattern is its own
     return [k for k in env.app_keys() if k.startswith(prefix)]
 
 
@@ -101,7 +101,7 @@ def test_compression_applies_above_one_kilobyte(cache_backend: CacheEnv) -> None
     page = {"results": [{"jnid": f"job{i}", "status_name": "Lead", "description": "roof " * 20} for i in range(50)]}
     cache_backend.read(cache_backend.request(args={"size": 50}), cache_backend.counting(page))
     cache_backend.read(cache_backend.request(args={"size": 1}), cache_backend.counting({"small": True}))
-    values: list[bytes] = [cache_backend.raw.get(k) for k in entry_keys(cache_backend)]  # type: ignore[misc]
+    values: list[bytes] = [cache_backend.raw.get(k) for k in entry_keys(cache_backend)]
     stored = {len(v): v for v in values}
     large, small = stored[max(stored)], stored[min(stored)]
     assert small.startswith(b"{")  # under 1 KB: plain JSON either way

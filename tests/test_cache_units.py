@@ -40,9 +40,9 @@ def test_lists_keep_their_order() -> None:
 def test_entry_key_shape_separates_tenants(settings: object) -> None:
     key_a = keys.entry_key("demo", "tA", "contact", "list", {"size": 1})
     key_b = keys.entry_key("demo", "tB", "contact", "list", {"size": 1})
-    assert key_a.startswith("jn:v1:demo:tA:contact:list:")
+    assert key_a.startswith("jn:v1:{demo}:tA:contact:list:")  # the instance is the Redis Cluster hash tag
     assert key_a != key_b
-    assert keys.tag_index_key("demo", "rec:1") == "jn:v1:tag:demo:rec:1"
+    assert keys.tag_index_key("demo", "rec:1") == "jn:v1:tag:{demo}:rec:1"
 
 
 def test_serializer_is_json_and_compressor_only_above_threshold() -> None:

@@ -22,6 +22,7 @@ from cacheops.engine.tiers import DOWN, Tiers
 from cacheops.engine.upstream import UpstreamGuard
 from cacheops.errors import UpstreamUnavailableError
 from cacheops.l1 import L1Cache
+from cacheops.redis_topology import redis_targets
 
 if TYPE_CHECKING:
     from cacheops.types import CacheStatus, ReadRequest
@@ -46,7 +47,7 @@ class Engine:
         self.upstream = UpstreamGuard(self.callers)
         self.tiers = Tiers(self.l1, self.callers, self.upstream)
         self.invalidation = Invalidation(self.l1, self._pool)
-        self.subscriber = Subscriber(self.invalidation.forget, self.l1.clear)
+        self.subscriber = Subscriber(self.invalidation.forget, self.l1.clear, redis_targets())
         self.flights = SingleFlight(self.tiers, self.subscriber)
         self.refresher = Refresher(self.tiers, self._pool)
 

@@ -13,11 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+from django.conf import settings
+
 from cacheops import backend, keys, observe
 from cacheops.broadcast import invalidation_message
 from cacheops.conf import engine_setting
 from cacheops.errors import CacheBackendError
 from cacheops.l1 import L1Cache
+from cacheops.redis_topology import redis_targets
 
 DOWN = backend.DOWN
 _l2 = backend.degrade
@@ -84,16 +87,30 @@ class Invalidation:
         """Delete this app's entries (of `instance`, matching `pattern` under it) by SCAN; admin use only.
 
         A pattern names no tags, so the whole instance's epoch is bumped: every fetch of it in flight (begun
-        before the clear) is refused its store. Generation counters are kept: deleted, they would count from
-        0 again and let a fetch that read an old value pass the guard.
+        before the clear) is refused its store. Clearing everything bumps the epoch of every instance: the
+        configured ones and any other with a key in Redis (a fill in flight holds its lock key). Bumped before the
+        delete, so a fetch that read the old epoch is refused whenever it lands. Generation counters are kept:
+        deleted, they would count from 0 again and let a fetch that read an old value pass the guard.
         """
         match = keys.app_key_pattern(instance) if pattern is None else keys.app_key_pattern(instance)[:-1] + pattern
+        targets: list[str | None] = [instance] if instance is not None else redis_targets()
         self.l1.clear(instance)
-        backend.bump(keys.epoch_key(instance), self.generation_ttl_s)
-        deleted = backend.call(lambda r: _scan_delete(r, match, keys.generation_prefix()))
+        for name in [instance] if instance is not None else self._every_instance(targets):
+            backend.bump(keys.epoch_key(name), self.generation_ttl_s)
+        deleted = 0
+        for target in targets:  # SCAN visits every primary of a cluster (RedisCluster.scan_iter)
+            deleted += backend.call(lambda r: _scan_delete(r, match, keys.generation_prefix()), target)
         self.l1.clear(instance)  # again: a read may have copied an entry into L1 during the scan
         self._broadcast(instance, None)
         return deleted
+
+    @staticmethod
+    def _every_instance(targets: list[str | None]) -> list[str]:
+        """Return every instance a clear of everything must bump: configured, or with keys in any of `targets`."""
+        found: set[str] = set(getattr(settings, "JOBNIMBUS_INSTANCES", {}))
+        for target in targets:
+            found |= backend.call(lambda r: _instances_in(r, keys.app_key_pattern(None)), target)
+        return sorted(found)
 
     def _invalidate_l2(self, instance: str, tags: list[str]) -> int:
         index_keys = [keys.tag_index_key(instance, tag) for tag in tags]
@@ -104,7 +121,8 @@ class Invalidation:
 
     def _broadcast(self, instance: str | None, tags: list[str] | None) -> None:
         payload = invalidation_message(instance, tags)
-        _l2(lambda: backend.call(lambda r: r.publish(keys.invalidation_channel(), payload)))
+        # On the instance's Redis, where its invalidation just ran; every process subscribes on every Redis.
+        _l2(lambda: backend.call(lambda r: r.publish(keys.invalidation_channel(), payload), instance))
 
     # --- reclaiming L1 memory ----------------------------------------------------------------------------
     def _reap_soon(self) -> None:
@@ -126,6 +144,12 @@ class Invalidation:
                 self._reaping = False
         if self.l1.has_doomed():  # invalidated after the reap ended but before the flag dropped: go round again
             self._reap_soon()
+
+
+def _instances_in(r: Any, match: str) -> set[str]:
+    """Return the instances (hash tags) of the keys matching `match`."""
+    found = {keys.hash_tag(key) for key in r.scan_iter(match=match, count=1000)}
+    return {name for name in found if name}
 
 
 def _scan_delete(r: Any, match: str, keep_prefix: str) -> int:

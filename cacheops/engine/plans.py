@@ -49,12 +49,11 @@ def plan(request: ReadRequest) -> Plan:
 
 
 def generation_keys(p: Plan) -> list[str]:
-    """Return the Redis keys whose values a fill of `p` must find unchanged: its tags' and both epochs."""
-    return [
-        *(keys.generation_key(p.instance, tag) for tag in p.tags),
-        keys.epoch_key(p.instance),
-        keys.epoch_key(None),
-    ]
+    """Return the Redis keys whose values a fill of `p` must find unchanged: its tags' and its instance's epoch.
+
+    All on the instance's hash tag (one slot: one Lua step). Clearing everything bumps every instance's epoch.
+    """
+    return [*(keys.generation_key(p.instance, tag) for tag in p.tags), keys.epoch_key(p.instance)]
 
 
 def age_of(envelope: dict[str, Any], now: float) -> float:

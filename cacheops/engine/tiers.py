@@ -54,7 +54,7 @@ class Tiers:
             answers: list[Any] = pipe.execute()
             return answers
 
-        raw, *standing = backend.call(run)
+        raw, *standing = backend.call(run, p.instance)
         self.callers.merge(p.instance, p.tenant, standing)
         return None if raw is None else self.decode(p, raw)
 
@@ -103,14 +103,15 @@ class Tiers:
             pipe = r.pipeline(transaction=False)
             pipe.set(keys.lock_key(p.key), token, nx=True, px=self.lock_ttl_ms)
             pipe.get(p.key)
-            pipe.mget(gen_keys)
+            for gen_key in gen_keys:  # GETs, not MGET: a cluster pipeline refuses MGET (same round trip either way)
+                pipe.get(gen_key)
             result: list[Any] = pipe.execute()
             return result
 
-        answer = _l2(lambda: backend.call(run))
+        answer = _l2(lambda: backend.call(run, p.instance))
         if answer is DOWN:
             return DOWN
-        locked, raw, generations = answer
+        locked, raw, *generations = answer
         return Claim(bool(locked), raw, generations)
 
     @staticmethod
@@ -126,7 +127,7 @@ class Tiers:
 
     def announce_waiter(self, p: Plan) -> None:
         """Ask the holder of the key's lock to announce its fill (this process waits on the fill channel)."""
-        _l2(lambda: backend.call(lambda r: r.set(keys.waiters_key(p.key), 1, px=self.lock_ttl_ms)))
+        _l2(lambda: backend.call(lambda r: r.set(keys.waiters_key(p.key), 1, px=self.lock_ttl_ms), p.instance))
 
     # --- fetch and store ---------------------------------------------------------------------------------
     def fetch_and_store(
@@ -145,7 +146,7 @@ class Tiers:
         if seen is not None:
             seen_l2, seen_l1 = seen
         else:
-            seen_l2 = _l2(lambda: backend.call(lambda r: r.mget(gen_keys))) if redis_ok else DOWN
+            seen_l2 = _l2(lambda: backend.call(lambda r: r.mget(gen_keys), p.instance)) if redis_ok else DOWN
             seen_l1 = self.l1.generations(p.instance, p.tags)
         started = time.perf_counter()
         value = self.guard.guarded_call(p.instance, p.tool, fetch, tenant=p.tenant)
@@ -176,4 +177,4 @@ class Tiers:
     def drop(self, p: Plan) -> None:
         """Delete the entry of `p` here and in Redis (other processes' L1 copies expire within the L1 TTL)."""
         self.l1.discard(p.key)
-        _l2(lambda: backend.call(lambda r: r.delete(p.key)))
+        _l2(lambda: backend.call(lambda r: r.delete(p.key), p.instance))
