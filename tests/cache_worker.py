@@ -21,6 +21,7 @@ django.setup()
 
 from cacheops import engine  # noqa: E402
 from cacheops.api import read_through  # noqa: E402
+from cacheops.redis_topology import raw_client  # noqa: E402
 from tests.cache_helpers import contacts_request, sandbox_fetch  # noqa: E402
 
 
@@ -65,7 +66,7 @@ def main() -> None:
     """Run the mode named on the command line and print its report."""
     mode, base_url, api_key = sys.argv[1], sys.argv[2], sys.argv[3]
     ns = os.environ["CACHE_KEY_NAMESPACE"]
-    control = redis.Redis.from_url(os.environ["REDIS_URL"])
+    control = raw_client(os.environ["REDIS_URL"])  # a Redis, a cluster or a Sentinel master, as REDIS_URL names
     if mode == "burst":
         report = burst(control, ns, base_url, api_key, int(sys.argv[4]))
     else:

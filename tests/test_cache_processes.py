@@ -16,7 +16,14 @@ import redis
 
 from cacheops.api import invalidate_tags, list_tag
 from sandbox.server import SandboxHandle
-from tests.fixtures.redis import engine_setting_for, require_real_redis
+from tests.fixtures.redis import (
+    caches_setting,
+    delete_keys,
+    engine_setting_for,
+    raw_client,
+    require_real_redis,
+    scan_keys,
+)
 from tests.fixtures.sandbox import SANDBOX_ADMIN_KEY, control
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,14 +36,15 @@ def shared(settings: Any) -> Iterator[tuple[str, str, redis.Redis]]:
 
     url = require_real_redis()
     namespace = f"test-{uuid.uuid4().hex[:10]}:"
-    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": url}}
+    default = settings.CACHES["default"]  # on `url`, whatever its topology; the rest as configured
+    on_url = caches_setting(url, default["OPTIONS"]["COMPRESSOR"])["default"]
+    settings.CACHES = {**settings.CACHES, "default": {**default, **on_url}}
     settings.CACHEOPS_ENGINE = engine_setting_for(namespace)
     engine.reset_engine()
-    client = redis.Redis.from_url(url)
+    client = raw_client(url, socket_timeout=90)  # wait_ready blocks up to 60 s in BLPOP
     yield url, namespace, client
     engine.reset_engine()
-    for key in client.scan_iter(match=f"{namespace}*", count=1000):
-        client.delete(key)
+    delete_keys(client, scan_keys(client, f"{namespace}*"))
     client.close()
 
 
