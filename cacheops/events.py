@@ -104,6 +104,19 @@ def claim_event(event_id: int) -> bool:
     return claimed == 1
 
 
+def claim_lease_left(event_id: int) -> float | None:
+    """Seconds until the claim on an unapplied event lapses (0 when it has); None when it is applied or unclaimed."""
+    claimed_at = (
+        InvalidationEvent.objects.filter(pk=event_id, applied__isnull=True, claimed_at__isnull=False)
+        .values_list("claimed_at", flat=True)
+        .first()
+    )
+    if claimed_at is None:
+        return None
+    lapses = claimed_at + timedelta(seconds=freshness_setting("CLAIM_LEASE_S"))
+    return max(0.0, (lapses - timezone.now()).total_seconds())
+
+
 def apply_event(event_id: int, *, look_up: bool = True) -> int | None:
     """Apply one stored event if this worker can claim it; return keys dropped, or None when not ours to apply.
 
