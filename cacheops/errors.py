@@ -25,12 +25,14 @@ class UpstreamError(Exception):
 
     - `instance_fault`: the source is unhealthy for the whole instance; counts against its breaker.
     - `reached_upstream`: the source answered (so it is up); False for requests refused before they were sent.
+    - `server_busy`: refused by this server's own miss gate, not by the source (which may be perfectly healthy).
     - `refuses_key`: the source refused the caller's key (401/403): remembered, its cached answers withheld.
     - `backs_off_key`: the source asked this key (not the instance) to wait `retry_after_s` (a 429).
     """
 
     instance_fault: bool = False
     reached_upstream: bool = True
+    server_busy: bool = False
     refuses_key: bool = False
     backs_off_key: bool = False
     retry_after_s: float | None = None

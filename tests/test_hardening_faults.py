@@ -43,6 +43,7 @@ from cacheops.api import CacheScope, ReadRequest, list_tag, read_through, record
 from cacheops.breakers import redis_breaker, upstream_breaker
 from cacheops.engine import UpstreamBusyError
 from cacheops.models import InvalidationEvent
+from mcp_tools.catalog.failures import upstream_message
 from sandbox.server import SandboxHandle
 from tests.fixtures.celery import ROOT, WorkerHandle, _shared_database_url, _stop, _wait_until_ready
 from tests.fixtures.freshness import SECRET
@@ -263,6 +264,10 @@ def test_13_misses_beyond_the_slots_are_refused_at_once_or_served_stale_and_hits
             read_through(request("refused"), lambda: pytest.fail("a refused miss must not reach JobNimbus"))
         assert time.monotonic() - started < 0.25  # the queue is full: at once, not after its wait
         assert refused.value.retry_after_s == 1
+        # The model is told this server is busy, not that JobNimbus is down (it answers: the leader is in it).
+        told = upstream_message(refused.value)
+        assert told.startswith("This server is busy: too many JobNimbus reads")
+        assert "unavailable" not in told
         stale = read_through(request("old"), lambda: pytest.fail("busy: served stale without asking JobNimbus"))
         assert (stale.value, stale.status) == ("old value", "stale")
         hit = read_through(request("cached"), lambda: pytest.fail("a hit needs no slot"))

@@ -15,6 +15,7 @@ class UpstreamBusyError(UpstreamUnavailableError):
 
     instance_fault = False
     reached_upstream = False
+    server_busy = True
 
 
 class MissGate:

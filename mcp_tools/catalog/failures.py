@@ -23,6 +23,8 @@ def upstream_message(exc: UpstreamError) -> str:
             return f"The request was not sent to JobNimbus: {exc}"
         said = exc.upstream_message or str(exc)
         return f"JobNimbus rejected the request: {said}"
+    if exc.server_busy:  # JobNimbus is fine: this server's miss slots are all taken
+        return f"This server is busy: {exc}."
     if isinstance(exc, UpstreamUnavailableError):
         return unavailable_message(exc.retry_after_s)
     return f"JobNimbus request failed: {exc}"
