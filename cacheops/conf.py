@@ -31,12 +31,14 @@ DEFAULTS: dict[str, Any] = {
     "REFRESH_WORKERS": 4,
     # Request threads a process lets block on misses (fetching, or waiting on another's fetch of the same key);
     # up to MISS_QUEUE more wait MISS_QUEUE_WAIT_S for a slot, the rest are refused at once ("busy, retry in 1 s"),
-    # or served stale inside stale-if-error. 0 = no limit. 4 (+2 queued) fits the Procfile's 8 request threads per
-    # process (granian's --blocking-threads, WEB_THREADS), so cached hits always find a thread; a server with fewer
-    # threads must lower it (threads > the two together; bench/figures_servers.py measures what happens otherwise).
-    "MISS_CONCURRENCY": 4,
-    "MISS_QUEUE": 2,
-    "MISS_QUEUE_WAIT_S": 1.0,
+    # or served stale inside stale-if-error. 0 = no limit. 48 (+8 queued) fits the Procfile's 64 request threads per
+    # process (granian's --blocking-threads, WEB_THREADS), so 8 threads always remain for cached hits; a server with
+    # fewer threads must lower them (threads > the two together; bench/figures_servers.py measures what happens
+    # otherwise). Sized by bench/load: at 10,000 calls/min with JobNimbus at 500 +- 300 ms, followers of a hot key's
+    # fill hold slots too, and 4 + 2 refused 10-20 % of calls while JobNimbus was healthy.
+    "MISS_CONCURRENCY": 48,
+    "MISS_QUEUE": 8,
+    "MISS_QUEUE_WAIT_S": 3.0,
     "REFRESH_MAX_PENDING": 256,
     # XFetch beta (Vattani et al.): 1.0 is the paper's optimum; 0 disables early refresh.
     "XFETCH_BETA": 1.0,

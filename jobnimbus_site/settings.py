@@ -371,7 +371,7 @@ CACHEOPS_ENGINE = e.given(
     LOCK_TTL_S=e.read_float("CACHE_LOCK_TTL_S", None, minimum=0.1),
     LOCK_WAIT_S=e.read_float("CACHE_LOCK_WAIT_S", None),
     REFRESH_WORKERS=e.read_int("CACHE_REFRESH_WORKERS", None, minimum=1, maximum=64),
-    # The web server's request threads per process (Procfile: WEB_THREADS, 8) must exceed these two together (4 + 2).
+    # The web server's request threads per process (Procfile: WEB_THREADS, 64) must exceed these two together (48 + 8).
     MISS_CONCURRENCY=e.read_int("CACHE_MISS_CONCURRENCY", None, minimum=0),
     MISS_QUEUE=e.read_int("CACHE_MISS_QUEUE", None, minimum=0),
     MISS_QUEUE_WAIT_S=e.read_float("CACHE_MISS_QUEUE_WAIT_S", None, minimum=0.0),

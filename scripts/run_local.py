@@ -150,7 +150,7 @@ def process_commands(env: dict[str, str], scratch: Path) -> dict[str, list[str]]
         "web": [  # the Procfile's web line, on loopback, quiet, its access log in a file
             *(PYTHON, "-m", "granian", "--interface", "wsgi", "jobnimbus_site.web:application"),
             *("--host", "127.0.0.1", "--port", str(WEB_PORT), "--workers", "2"),
-            *("--blocking-threads", "8", "--respawn-failed-workers"),
+            *("--blocking-threads", "64", "--respawn-failed-workers"),
             *("--workers-kill-timeout", "30", "--access-log", "--log-level", "warning"),
             *("--log-config", str(web_log_config(scratch))),
         ],

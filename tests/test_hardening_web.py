@@ -27,6 +27,7 @@ import orjson
 import pytest
 import redis
 
+from cacheops.conf import DEFAULTS as ENGINE_DEFAULTS
 from sandbox.server import SandboxHandle
 from tests.fixtures.redis import require_real_redis
 from tests.fixtures.sandbox import control
@@ -208,7 +209,9 @@ def _p99(samples: list[float]) -> float:
 def test_13_cached_hits_are_answered_while_every_miss_slot_waits_on_a_slow_jobnimbus(
     start_web: Callable[..., Web], clean_sandbox: SandboxHandle
 ) -> None:
-    web = start_web(WEB_CONCURRENCY="1")  # one worker: every request below lands on the same threads and slots
+    # One worker, so every request below lands on the same threads and slots; 8 threads and a gate of 4 + 2 (the
+    # Procfile's 64 and 48 + 8 keep the same margin, test_the_procfile_leaves_threads_for_hits) so 10 misses fill it.
+    web = start_web(WEB_CONCURRENCY="1", WEB_THREADS="8", CACHE_MISS_CONCURRENCY="4", CACHE_MISS_QUEUE="2")
     api_key = new_api_key()
     control(clean_sandbox, "POST", "keys", {"key": api_key, "profile": "all"})
     hit_args = {"size": 5}
@@ -350,7 +353,7 @@ def test_17_a_connection_is_closed_after_its_request_bound(start_web: Callable[.
 def test_15_a_worker_serves_more_keep_alive_clients_than_it_has_threads(start_web: Callable[..., Web]) -> None:
     # granian's --backpressure caps the connections a worker holds, not its requests in flight: set to the thread
     # count, the 9th keep-alive client of a worker waited forever. The Procfile leaves it at granian's default.
-    web = start_web(WEB_CONCURRENCY="1")
+    web = start_web(WEB_CONCURRENCY="1", WEB_THREADS="8")
     clients = [http.client.HTTPConnection("127.0.0.1", web.port, timeout=10) for _ in range(24)]  # 3x the threads
     try:
         for _ in range(2):
@@ -381,3 +384,12 @@ def test_15_sigterm_lets_requests_in_flight_finish_then_the_server_exits(
     assert (status, body["success"]) == (200, True), body  # answered in full, not cut off by the stop
     assert exit_code == 0, web.log()
     assert not _answers(web.port)  # and nothing listens any more
+
+
+def test_the_procfile_leaves_threads_for_hits() -> None:
+    """The Procfile's request threads per process exceed the default miss slots and queue together, so cached hits
+    always find a thread however slow JobNimbus is (test_13 shows the mechanism with a smaller gate)."""
+    found = re.search(r"--blocking-threads \$\{WEB_THREADS:-(\d+)\}", procfile_web_command())
+    assert found, "the Procfile's web line names no default thread count"
+    threads = int(found.group(1))
+    assert threads > int(ENGINE_DEFAULTS["MISS_CONCURRENCY"]) + int(ENGINE_DEFAULTS["MISS_QUEUE"]) > 0
