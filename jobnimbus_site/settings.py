@@ -115,7 +115,19 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": e.read_db_url("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # One pool per process that its request threads borrow from (Django's psycopg pool), instead of a connection
+    # kept by each thread: with the Procfile's 64 threads a process would otherwise hold up to 64 connections, and
+    # a few hosts exhaust PostgreSQL's max_connections (bench/load hit "too many clients" with one host). A thread
+    # waits up to `timeout` for a connection; cached reads use none.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django refuses both at once
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 0,
+        "max_size": e.read_int("DATABASE_POOL_MAX_SIZE", 8, minimum=1),
+        "timeout": e.read_float("DATABASE_POOL_TIMEOUT_S", 10.0, minimum=0.1),
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # make run's web, worker and beat write to one SQLite file at once. A deferred transaction that reads and then
