@@ -83,8 +83,14 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     try:
         yield running
     finally:
+        # SIGTERM: the supervisor stops its children, each in a process group of its own (a SIGKILL to its group
+        # would leave them running); SIGKILL only if it does not finish.
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _call(web: str, name: str) -> dict:
