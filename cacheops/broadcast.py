@@ -50,7 +50,7 @@ class Subscriber:
     """The process's listener on the fill and invalidation channels: one thread per Redis the cache uses.
 
     An instance with its own Redis (cacheops.redis_topology) announces its fills there, so each Redis is listened
-    to; the waiters and the L1 callbacks are shared. `ready` and `_thread` are the `default` Redis's listener's.
+    to; the waiters and the L1 callbacks are shared. `ready` is the `default` Redis's listener's (`listeners[0]`).
     """
 
     def __init__(self, on_invalidate: OnInvalidate, on_clear: OnClear, targets: list[str | None] | None = None) -> None:
@@ -66,19 +66,6 @@ class Subscriber:
     def ready(self) -> threading.Event:
         """Set while the `default` Redis's subscription is live."""
         return self.listeners[0].ready
-
-    # The `default` listener's state, as tests of the single-Redis case read it.
-    @property
-    def _thread(self) -> threading.Thread | None:
-        return self.listeners[0].thread
-
-    @property
-    def _read_lock(self) -> threading.Lock:
-        return self.listeners[0]._read_lock
-
-    @property
-    def _pubsub(self) -> Any:
-        return self.listeners[0]._pubsub
 
     def ensure_started(self) -> None:
         """Start the listener threads unless they run in this process already."""

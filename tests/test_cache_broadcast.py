@@ -56,14 +56,14 @@ def test_a_malformed_broadcast_does_not_stop_the_subscriber(cache_backend: Cache
     cache_backend.read(jobs)
     eng = engine.engine()
     assert eng.subscriber.ready.wait(5)
-    listener = eng.subscriber._thread
+    listener = eng.subscriber.listeners[0].thread  # the `default` Redis's listener
     key = engine.plan(cache_backend.request()).key
     channel = keys.invalidation_channel()
     for bad in (b"not json", b"[1, 2]", b'{"i": "demo"}', b'{"i": "demo", "t": 5}', b'{"i": 7, "t": ["x"]}'):
         cache_backend.raw.publish(channel, bad)
     cache_backend.raw.publish(channel, orjson.dumps({"o": "another-process", "i": "demo", "t": [list_tag("contact")]}))
     assert wait_until(lambda: eng.l1.get(key) is None)
-    assert eng.subscriber._thread is listener
+    assert eng.subscriber.listeners[0].thread is listener
     assert listener is not None
     assert listener.is_alive()
     assert eng.l1.get(engine.plan(jobs).key) is not None  # applied in place, not by a reconnect emptying L1
@@ -75,7 +75,7 @@ def test_an_invalidation_that_reached_the_process_applies_before_l1_answers(cach
     The listener thread alone cannot promise it: the reading thread may hold the GIL while the message waits.
     """
     eng = engine.engine()
-    subscriber = eng.subscriber
+    subscriber = eng.subscriber.listeners[0]  # the `default` Redis's listener
     channel = keys.invalidation_channel()
     for i in range(200):
         request = cache_backend.request(args={"size": 10, "round": i}, tags=(record_tag(f"c{i}"),))
