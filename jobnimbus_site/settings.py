@@ -172,6 +172,8 @@ if "{" in _namespace or "}" in _namespace:
 _redis_socket_timeout_s = e.read_float("REDIS_SOCKET_TIMEOUT_S", 0.25)
 _redis_connect_timeout_s = e.read_float("REDIS_CONNECT_TIMEOUT_S", 0.25)
 
+JOBNIMBUS_INSTANCES = e.read_instances()
+
 # Plain, Cluster or Sentinel by REDIS_URL's scheme; an instance with REDIS_URL_<INSTANCE> gets its own Redis (an
 # alias per distinct URL, cacheops.redis_topology). The throttle counters and key bindings live in `default` (key
 # families in cacheops.keys): same namespace. JSON (orjson) values, never pickle; zstd above 1 KB.
@@ -182,7 +184,7 @@ CACHES = caches_setting(
         if e.read_bool("CACHE_COMPRESSION", True)
         else "django_redis.compressors.identity.IdentityCompressor"
     ),
-    instance_urls=e.read_instance_redis_urls(list(e.read_instances())),
+    instance_urls=e.read_instance_redis_urls(list(JOBNIMBUS_INSTANCES)),
     key_prefix=_namespace.rstrip(":"),
     socket_timeout_s=_redis_socket_timeout_s,
     connect_timeout_s=_redis_connect_timeout_s,
@@ -230,7 +232,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 
 # --- JobNimbus ---------------------------------------------------------------------------------
 JOBNIMBUS_BASE_URL = e.read_url("JOBNIMBUS_BASE_URL", "https://app.jobnimbus.com/api1", ("http", "https"))
-JOBNIMBUS_INSTANCES = e.read_instances()
+# JOBNIMBUS_INSTANCES is read above, with the Redis settings (an instance may have a Redis of its own).
 JOBNIMBUS_CLIENT = e.given(
     CONNECT_TIMEOUT_S=e.read_float("JOBNIMBUS_CONNECT_TIMEOUT_S", None),
     READ_TIMEOUT_S=e.read_float("JOBNIMBUS_READ_TIMEOUT_S", None),
