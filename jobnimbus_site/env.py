@@ -11,6 +11,7 @@ supply the rest (see the top of settings.py).
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -101,6 +102,22 @@ def read_token(name: str, *, min_length: int = 16) -> str | None:
             f"{name} is malformed: expected at least {min_length} letters, digits or ._~+/=- (no spaces)"
         )
     return raw
+
+
+def read_fernet_keys(name: str) -> list[str]:
+    """Return a comma list of Fernet keys (url-safe base64 of 32 bytes), newest first; [] when unset."""
+    keys = read_list(name, [])
+    for position, key in enumerate(keys, start=1):
+        try:
+            decoded = base64.urlsafe_b64decode(key.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            decoded = b""
+        if len(decoded) != 32:
+            raise ImproperlyConfigured(
+                f"{name} is malformed: key {position} is not a Fernet key (url-safe base64 of 32 bytes; make one with "
+                '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`)'
+            )
+    return keys
 
 
 def read_proxy_ssl_header(name: str) -> tuple[str, str] | None:

@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "mcp_tools",
     "dashboard",
     "sandbox",
+    "oauth2_provider",
+    "managed",
 ]
 
 MIDDLEWARE = [
@@ -324,12 +326,78 @@ MCP = e.given(
     THROTTLE_INSTANCE_RATE=e.read_rate("MCP_THROTTLE_INSTANCE_RATE")
     or (_key_rate and f"{5 * int(_key_rate_count)}/{_key_rate_period}"),
     THROTTLE_ADDRESS_KEYS=e.read_rate("MCP_THROTTLE_ADDRESS_KEYS"),
+    THROTTLE_USER_RATE=e.read_rate("MCP_THROTTLE_USER_RATE"),
+    THROTTLE_CLIENT_RATE=e.read_rate("MCP_THROTTLE_CLIENT_RATE"),
     KEY_INSTANCE_BINDING=_binding,
     KEY_SHA256=_key_digests or None,
     TOOLS_PAGE_SIZE=e.read_int("MCP_TOOLS_PAGE_SIZE", None, minimum=1, maximum=1000),
     LIST_TTL_MS=e.read_int("MCP_LIST_TTL_MS", None, minimum=0),
     PUBLIC_BASE_URL=e.read_url("PUBLIC_BASE_URL", None, ("http", "https")),
 )
+
+# --- Managed mode (OAuth 2.1 in front of server-held JobNimbus keys: the `managed` app, docs/managed-mode.md) -------
+# Off: /mcp is the header mode only, and the OAuth endpoints answer 404. On: a request without credentials gets the
+# MCP authorization challenge (401 + resource metadata) and bearer tokens issued here run with the key staff mapped
+# to their user; callers that send their own JobNimbus key keep working as before.
+MANAGED_MODE = e.read_bool("MANAGED_MODE", False)
+# Fernet keys that encrypt the stored JobNimbus keys, newest first: the first encrypts, every one decrypts (rotation:
+# put a new key first, run `manage.py rotate_key_encryption`, then drop the old one).
+MANAGED_KEY_ENCRYPTION_KEYS = e.read_fernet_keys("MANAGED_KEY_ENCRYPTION_KEYS")
+if MANAGED_MODE and not MANAGED_KEY_ENCRYPTION_KEYS:
+    raise ImproperlyConfigured(
+        "MANAGED_KEY_ENCRYPTION_KEYS must be set when MANAGED_MODE is on (see docs/managed-mode.md)"
+    )
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/admin/"
+# django-oauth-toolkit: the authorization server. Only what the MCP authorization spec allows is switched on: the
+# authorization code grant with PKCE S256, refresh tokens rotated on use, tokens stored as digests, no implicit or
+# password grants; clients register by Client ID Metadata Document or Dynamic Client Registration.
+OAUTH2_PROVIDER = {
+    "SCOPES": {
+        "jobnimbus:read": "Read your JobNimbus records: contacts, jobs, tasks, notes, estimates, invoices, payments",
+        "jobnimbus:write": "Create and change JobNimbus records: contacts, jobs, tasks, notes",
+    },
+    "DEFAULT_SCOPES": ["jobnimbus:read"],
+    "READ_SCOPE": "jobnimbus:read",
+    "WRITE_SCOPE": "jobnimbus:write",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": e.read_int("OAUTH_ACCESS_TOKEN_TTL_S", 3600, minimum=60),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": e.read_int("OAUTH_REFRESH_TOKEN_TTL_S", 30 * 86400, minimum=3600),
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "PKCE_REQUIRED": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    "REQUEST_APPROVAL_PROMPT": "force",
+    "ACCESS_TOKEN_GENERATOR": "managed.tokens.access_token",
+    "REFRESH_TOKEN_GENERATOR": "managed.tokens.refresh_token",
+    "OAUTH2_VALIDATOR_CLASS": "managed.validator.ManagedValidator",
+    "OAUTH2_BACKEND_CLASS": "managed.validator.OAuthBackend",
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
+    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["none", "client_secret_post", "client_secret_basic"],
+    "DCR_ENABLED": True,
+    # Open registration, as MCP clients expect: a registered client can do nothing until a user signs in and
+    # consents on the page that names it.
+    "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+    "CIMD_ENABLED": True,
+    "CIMD_METADATA_FETCHER": "managed.cimd.MetadataFetcher",
+    "CIMD_FETCH_TIMEOUT_SECONDS": 5,
+    "CIMD_MAX_DOCUMENT_SIZE": 5 * 1024,
+    "OAUTH2_PROTECTED_RESOURCE_NAME": "JobNimbus MCP server",
+}
+# Hosts whose Client ID Metadata Documents may be fetched from private addresses (an intranet client; tests). Empty:
+# only public addresses, the default that keeps the fetch from reaching anything inside the network.
+MANAGED_CIMD_PRIVATE_HOSTS = e.read_list("MANAGED_CIMD_PRIVATE_HOSTS", [])
+# A CA bundle for those fetches besides the system's (a private CA); unset: the system's only.
+MANAGED_CIMD_CA_FILE = e.read_str("MANAGED_CIMD_CA_FILE")
 
 # --- Freshness (webhooks, polling, sweep: cacheops.events / webhooks / poller) -----------------
 _poll_interval_s = e.read_int("CACHE_POLL_INTERVAL_S", 60, minimum=5)

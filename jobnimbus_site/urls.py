@@ -10,4 +10,5 @@ urlpatterns = [
     path("", include("mcp_tools.urls")),
     path("", include("cacheops.urls")),
     path("", include("dashboard.urls")),
+    path("", include("managed.urls")),
 ]

@@ -26,6 +26,10 @@ DEFAULTS: dict[str, Any] = {
     "THROTTLE_INSTANCE_RATE": "3000/min",
     # MCP_THROTTLE_ADDRESS_KEYS: how many different keys one client address may use per window.
     "THROTTLE_ADDRESS_KEYS": "120/min",
+    # Managed mode: MCP_THROTTLE_USER_RATE per user, MCP_THROTTLE_CLIENT_RATE per OAuth client across its users; staff
+    # may set either per user or client in the admin (managed.models.RateLimit).
+    "THROTTLE_USER_RATE": "600/min",
+    "THROTTLE_CLIENT_RATE": "3000/min",
     # JOBNIMBUS_KEY_INSTANCE_BINDING: which instance an API key may name (mcp_tools.binding): first-seen, strict or off.
     "KEY_INSTANCE_BINDING": "first-seen",
     # JOBNIMBUS_KEY_SHA256_<NAME>: instance -> the SHA-256 digests (hex) of the keys that may use it (strict binding).

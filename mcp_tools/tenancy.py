@@ -9,6 +9,11 @@ Decisions:
   key is for the poller and warming only.
 - The tenant id is `cacheops.api.tenant_id(key)` (an HMAC), so the cache is partitioned by key and the key
   itself is never stored or logged.
+- Managed mode (the `managed` app): a bearer token this server issued (`jnmcp_at.…`, never a key's shape) names a
+  user, a client and scopes, and runs with the JobNimbus key staff mapped to that user; its instance is the key's.
+  While managed mode is on, a request with no credentials at all gets the MCP authorization challenge (401 with the
+  resource metadata URL) on every method, so connector-style clients start their OAuth flow at connect time; a
+  request with a key header is the header mode's, unchanged. A write tool needs the `jobnimbus:write` scope.
 - The client address (for the per-address throttle budgets) is REMOTE_ADDR. Behind reverse proxies,
   TRUSTED_PROXY_COUNT (default 0: none; the webhook receiver reads it too) says how many of them append to
   X-Forwarded-For, and the address is the entry the outermost trusted proxy appended: the one that many places
@@ -33,8 +38,12 @@ from rest_framework.request import Request
 
 from cacheops.api import tenant_id
 from cacheops.http import client_address
+from managed import resource as managed_resource
+from managed import resource_id, tokens
+from managed.audit import write_recorder
 from mcp_tools.catalog.base import ToolContext
-from mcp_tools.protocol.errors import BadRequest, Unauthorized
+from mcp_tools.catalog.registry import is_write_tool
+from mcp_tools.protocol.errors import BadRequest, Forbidden, Unauthorized
 
 INSTANCE_HEADER = "X-JobNimbus-Instance"
 KEY_HEADER = "X-JobNimbus-Api-Key"
@@ -50,27 +59,99 @@ class Caller:
     instance: str | None
     api_key: str | None = field(repr=False)
     address: str = "unknown"
+    principal: managed_resource.Principal | None = None  # managed mode: the token's user, client, scopes and key
+    challenge: str = ""  # managed mode: the WWW-Authenticate of a 401 (names the resource metadata)
 
     @cached_property
     def tenant(self) -> str | None:
         """Return the tenant id, or None for a caller without a key (an HMAC: worked out once per request)."""
         return tenant_id(self.api_key) if self.api_key is not None else None
 
-    def tool_context(self, request_id: str) -> ToolContext:
-        """Return the context a tool call runs in; raise 401/400 when the key or instance is missing."""
+    def tool_context(self, request_id: str, tool: str = "") -> ToolContext:
+        """Return the context a call of `tool` runs in; raise 401/400 when the key or instance is missing, 403 when
+        a managed token lacks the scope `tool` needs."""
         if self.api_key is None:
-            raise missing_key()
+            raise missing_key(self.challenge)
+        audit = None
+        if self.principal is not None:
+            if is_write_tool(tool) and not self.principal.allows(managed_resource.WRITE_SCOPE):
+                raise insufficient_scope(tool, self.challenge)
+            audit = write_recorder(self.principal)
         return ToolContext(
             instance=require_instance(self.instance),
             api_key=self.api_key,
             tenant=self.tenant or "",
             request_id=request_id,
+            audit=audit,
         )
 
 
 def resolve_caller(request: HttpRequest) -> Caller:
-    """Return the caller named by the request's headers; raise 400 for an unknown instance, 401 for a bad key."""
-    return Caller(instance=_instance(request), api_key=_api_key(request), address=client_address(request))
+    """Return the caller named by the request's headers; raise 400 for an unknown instance, 401 for a bad key or
+    token (and, in managed mode, for no credentials at all)."""
+    address = client_address(request)
+    bearer = _bearer(request.headers.get("Authorization", ""))
+    if tokens.is_access_token(bearer):
+        return _managed_caller(request, bearer, address)
+    caller = Caller(instance=_instance(request), api_key=_api_key(request), address=address)
+    if caller.api_key is None and settings.MANAGED_MODE:
+        raise missing_key(_challenge(request))
+    return caller
+
+
+def _managed_caller(request: HttpRequest, token: str, address: str) -> Caller:
+    challenge = _challenge(request)
+    if not settings.MANAGED_MODE:
+        raise Unauthorized(
+            "This is an OAuth access token, but managed mode is off on this server: send your JobNimbus API key in "
+            f"the {KEY_HEADER} header instead",
+            headers={"WWW-Authenticate": f'{_AUTH_REALM}, error="invalid_token"'},
+        )
+    try:
+        principal = managed_resource.authenticate(token, resource_id.for_request(request))
+    except managed_resource.TokenRefused as refused:
+        raise _token_refusal(refused, challenge) from None
+    named = request.headers.get(INSTANCE_HEADER, "").strip()
+    if named and named != principal.key.instance:
+        raise BadRequest(
+            f"{INSTANCE_HEADER} names {named[:64]!r}, but your access token acts on JobNimbus instance "
+            f"{principal.key.instance!r}: leave the header out",
+            data={"header": INSTANCE_HEADER},
+        )
+    return Caller(
+        instance=principal.key.instance,
+        api_key=principal.key.secret,
+        address=address,
+        principal=principal,
+        challenge=challenge,
+    )
+
+
+def _challenge(request: HttpRequest) -> str:
+    scopes = " ".join(managed_resource.ALL_SCOPES)
+    return f'Bearer resource_metadata="{resource_id.metadata_url(request)}", scope="{scopes}"'
+
+
+def _token_refusal(refused: managed_resource.TokenRefused, challenge: str) -> Unauthorized | Forbidden:
+    if refused.error == "no_key":
+        return Forbidden(refused.reason)
+    description = refused.reason.replace('"', "'")
+    return Unauthorized(
+        refused.reason,
+        headers={"WWW-Authenticate": f'{challenge}, error="invalid_token", error_description="{description}"'},
+    )
+
+
+def insufficient_scope(tool: str, challenge: str) -> Forbidden:
+    """Return the 403 for a write tool called with a token that may only read (RFC 6750 `insufficient_scope`)."""
+    scopes = " ".join(managed_resource.ALL_SCOPES)
+    header = challenge.replace(f'scope="{scopes}"', f'scope="{scopes}", error="insufficient_scope"')
+    return Forbidden(
+        f"{tool} changes JobNimbus records: it needs the {managed_resource.WRITE_SCOPE} scope, and this access token "
+        f"has only {managed_resource.READ_SCOPE}. Reconnect and allow changes to use it.",
+        headers={"WWW-Authenticate": header},
+        data={"scope": managed_resource.WRITE_SCOPE},
+    )
 
 
 class CallerAuthentication(BaseAuthentication):
@@ -102,8 +183,14 @@ def require_instance(instance: str | None) -> str:
     )
 
 
-def missing_key() -> Unauthorized:
-    """Return the 401 for a call without a JobNimbus API key."""
+def missing_key(challenge: str = "") -> Unauthorized:
+    """Return the 401 for a call without a JobNimbus API key (in managed mode: the OAuth challenge)."""
+    if challenge:
+        return Unauthorized(
+            "Sign in: this server uses OAuth (connect by URL and your client opens the sign-in page), or send "
+            f"your JobNimbus API key in the {KEY_HEADER} header",
+            headers={"WWW-Authenticate": challenge},
+        )
     return Unauthorized(
         f"Send your JobNimbus API key in the {KEY_HEADER} header (or Authorization: Bearer <key>)",
         headers={"WWW-Authenticate": _AUTH_REALM},

@@ -16,6 +16,11 @@ behind a NAT does not lock out the others), and nothing refused (429, or a key b
 spends the instance's budget, which only counts calls that were let through to it. What a caller spends is its
 own: calls JobNimbus refuses (401) still count against their key and address, because they were admitted.
 
+A managed-mode caller (an OAuth token of this server, run with a server-held key) is counted per user
+(MCP_THROTTLE_USER_RATE) and per OAuth client (MCP_THROTTLE_CLIENT_RATE), or at the rate staff set for that user or
+client in the admin, then per address and instance as above. Not per key: many users share one server-held key, and
+one of them using up the key's budget would lock out the rest.
+
 Callers without a key are not counted: they can only shake hands and list tools, which never reach JobNimbus, and
 counting them by address would make every client behind one NAT share a budget for nothing.
 """
@@ -254,6 +259,35 @@ class TenantRateThrottle(FixedWindowThrottle):
         return self.ident
 
 
+class OverridableRateThrottle(FixedWindowThrottle):
+    """A budget whose rate staff may set per identity (managed mode's RateLimit rows); None: the setting's."""
+
+    def __init__(self, ident: str, rate: str | None = None) -> None:
+        self.override = rate
+        super().__init__(ident)
+
+    def get_rate(self) -> str:
+        return self.override or super().get_rate()
+
+
+class UserRateThrottle(OverridableRateThrottle):
+    """MCP_THROTTLE_USER_RATE requests per managed-mode user."""
+
+    scope = "mcp_user"
+    rate_setting = "THROTTLE_USER_RATE"
+    kind = "user"
+    refused = "Too many requests for your user"
+
+
+class ClientRateThrottle(OverridableRateThrottle):
+    """MCP_THROTTLE_CLIENT_RATE requests per OAuth client, across its users."""
+
+    scope = "mcp_client"
+    rate_setting = "THROTTLE_CLIENT_RATE"
+    kind = "client"
+    refused = "Too many requests from this client application"
+
+
 class AddressRateThrottle(FixedWindowThrottle):
     """MCP_THROTTLE_ADDRESS_RATE requests per client address (`cacheops.http.client_address`), whatever their keys."""
 
@@ -351,6 +385,16 @@ def throttles_for(caller: Caller, *, tool_call: bool = False) -> list[BaseThrott
     `tool_call` is True for `tools/call`: only those are checked against the key ↔ instance binding and charged
     to the instance's budget.
     """
+    principal = caller.principal
+    if principal is not None:
+        managed: list[BaseThrottle] = [
+            UserRateThrottle(str(principal.user_id), principal.user_rate),
+            ClientRateThrottle(str(principal.application_id), principal.client_rate),
+            AddressRateThrottle(caller.address),
+        ]
+        if tool_call and caller.instance is not None:
+            managed.append(InstanceRateThrottle(caller.instance))
+        return managed
     tenant = caller.tenant
     if tenant is None:
         return []

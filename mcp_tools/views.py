@@ -222,7 +222,7 @@ class CompatToolsCall(CompatView):
         return True
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
-        ctx = request_caller(request).tool_context(request_id_var.get())
+        ctx = request_caller(request).tool_context(request_id_var.get(), self.name)
         _require_tool(self.name)
         body, headers = _compat_result(tools.run_tool(ctx, self.name, self.arguments))
         return self.rendered(body, headers=headers)

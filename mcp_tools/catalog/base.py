@@ -12,15 +12,20 @@ from typing import Any
 
 from cacheops.api import CacheScope
 
+# Records one write tool call: (tool, arguments, structured answer, succeeded). Managed mode's audit trail.
+WriteAudit = Callable[[str, Mapping[str, Any], Mapping[str, Any], bool], None]
+
 
 @dataclass(frozen=True)
 class ToolContext:
-    """The caller of one tool call: instance, key (never logged, hidden from repr), tenant id, request id."""
+    """The caller of one tool call: instance, key (never logged, hidden from repr), tenant id, request id, and
+    where its writes are audited (managed tokens only)."""
 
     instance: str
     api_key: str = field(repr=False)
     tenant: str
     request_id: str = "-"
+    audit: WriteAudit | None = field(default=None, repr=False, compare=False)
 
     @property
     def scope(self) -> CacheScope:

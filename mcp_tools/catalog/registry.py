@@ -58,6 +58,12 @@ def get_tool(name: str) -> ToolSpec:
         raise UnknownToolError(name) from None
 
 
+def is_write_tool(name: str) -> bool:
+    """Return whether `name` is a tool that changes JobNimbus records (False for reads and unknown names)."""
+    spec = _tools().get(name)
+    return spec is not None and not spec.read_only
+
+
 def call_tool(ctx: ToolContext, name: str, arguments: Mapping[str, Any] | None) -> ToolResult:
     """Validate `arguments`, apply defaults, run the tool; every failure is an `is_error` result, never raised.
 

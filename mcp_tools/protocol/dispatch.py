@@ -30,7 +30,7 @@ _MODERN_ONLY_FIELDS = {"result_type", "ttl_ms", "cache_scope"}
 class ToolCaller(Protocol):
     """Who asks, as far as the protocol needs to know: able to run tools under their key (mcp_tools.tenancy)."""
 
-    def tool_context(self, request_id: str) -> ToolContext: ...
+    def tool_context(self, request_id: str, tool: str = "") -> ToolContext: ...
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def list_tools(exchange: Exchange) -> Result:
 def call_tool(exchange: Exchange) -> Result:
     """Run a tool for the caller (a key is required) and answer its result."""
     name, arguments = call_arguments(exchange.params)
-    ctx = exchange.caller.tool_context(exchange.request_id)
+    ctx = exchange.caller.tool_context(exchange.request_id, name)
     return tools.call_result(tools.run_tool(ctx, name, arguments))
 
 

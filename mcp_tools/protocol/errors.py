@@ -109,6 +109,12 @@ class ForbiddenOrigin(HttpProblem):
     status = 403
 
 
+class Forbidden(HttpProblem):
+    """The caller is known but may not do this (a managed token without the scope, or without a mapped key)."""
+
+    status = 403
+
+
 class NotFound(HttpProblem):
     status = 404
 

@@ -72,8 +72,12 @@ def _cursor_offset(cursor: Any, total: int) -> int:
 
 def run_tool(ctx: ToolContext, name: str, arguments: dict[str, Any]) -> ToolResult:
     """Call a tool and return its result; the registry turns every failure (an unknown tool, bad arguments,
-    JobNimbus's answers, a crash) into an `is_error` result, so nothing is caught here."""
-    return catalog().call_tool(ctx, name, arguments)
+    JobNimbus's answers, a crash) into an `is_error` result, so nothing is caught here. A write made with a managed
+    token goes to the audit trail (`ctx.audit`), whether it succeeded or not."""
+    result = catalog().call_tool(ctx, name, arguments)
+    if ctx.audit is not None and catalog().is_write_tool(name):
+        ctx.audit(name, arguments, result.structured, not result.is_error)
+    return result
 
 
 def cache_meta(result: ToolResult) -> dict[str, Any]:

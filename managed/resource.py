@@ -1,0 +1,126 @@
+"""The resource server's side: turn a bearer token into the user, client, scopes and JobNimbus key it acts with.
+
+Every call looks the token up in the database (by its SHA-256 digest: tokens are stored as digests), so a revoked,
+expired or deleted token, a disabled user or key, or a changed mapping takes effect on the very next call; nothing
+about a token is cached between requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from django.db.models import F, Q
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model
+
+from managed import vault
+from managed.models import Connection, RateLimit
+
+logger = logging.getLogger(__name__)
+
+READ_SCOPE = "jobnimbus:read"
+WRITE_SCOPE = "jobnimbus:write"
+ALL_SCOPES = (READ_SCOPE, WRITE_SCOPE)
+_USAGE_EVERY_S = 60.0  # a connection's last-used time is written at most this often per process
+
+
+class TokenRefused(Exception):
+    """The token cannot be used here; `reason` says why (for the 401's error_description)."""
+
+    def __init__(self, reason: str, *, error: str = "invalid_token") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a managed token acts for, and with what."""
+
+    user_id: int
+    username: str
+    application_id: int
+    client_name: str
+    scopes: frozenset[str]
+    key: vault.HeldKey = field(repr=False)
+    user_rate: str | None = None  # staff's budget for this user or client (RateLimit), None: the default
+    client_rate: str | None = None
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def authenticate(token: str, resource: str) -> Principal:
+    """Return the principal of `token` for this server's `resource`; raise TokenRefused saying why not."""
+    checksum = hashlib.sha256(token.encode()).hexdigest()
+    access = (
+        get_access_token_model().objects.select_related("application", "user").filter(token_checksum=checksum).first()
+    )
+    if access is None or access.user is None or access.application is None:
+        raise TokenRefused("The access token is unknown or was revoked")
+    if access.is_expired():
+        raise TokenRefused("The access token has expired")
+    if resource not in (access.resource or []):
+        raise TokenRefused(f"The access token was not issued for this resource ({resource})")
+    if not access.user.is_active:
+        raise TokenRefused("The user of this access token is disabled")
+    try:
+        key = vault.key_for_user(access.user)
+    except vault.NoKeyMapped as exc:
+        raise TokenRefused(f"Signed in as {access.user.get_username()}, but {exc}", error="no_key") from None
+    rates = {
+        ("user" if limit.user_id else "client"): limit.rate
+        for limit in RateLimit.objects.filter(Q(user_id=access.user.pk) | Q(application_id=access.application.pk))
+    }
+    principal = Principal(
+        user_rate=rates.get("user"),
+        client_rate=rates.get("client"),
+        user_id=access.user.pk,
+        username=access.user.get_username(),
+        application_id=access.application.pk,
+        client_name=access.application.name or access.application.client_id,
+        scopes=frozenset(access.scope.split()),
+        key=key,
+    )
+    _usage.note(principal)
+    return principal
+
+
+class _Usage:
+    """Writes each (user, client)'s last use and call count, at most once a minute per process and pair."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[int, int], tuple[int, float | None]] = {}
+
+    def note(self, principal: Principal) -> None:
+        pair = (principal.user_id, principal.application_id)
+        now = time.monotonic()
+        with self._lock:
+            calls, written = self._pending.get(pair, (0, None))
+            calls += 1
+            due = written is None or now - written >= _USAGE_EVERY_S
+            self._pending[pair] = (0, now) if due else (calls, written)
+        if due:
+            self._write(pair, calls)
+
+    def _write(self, pair: tuple[int, int], calls: int) -> None:
+        user_id, application_id = pair
+        now = timezone.now()
+        try:
+            updated = Connection.objects.filter(user_id=user_id, application_id=application_id).update(
+                last_used=now, calls=F("calls") + calls
+            )
+            if not updated:
+                Connection.objects.get_or_create(
+                    user_id=user_id, application_id=application_id, defaults={"last_used": now, "calls": calls}
+                )
+        except Exception:  # usage is bookkeeping: a failure to record it must not fail the call
+            logger.warning("Could not record the last use of a managed connection", exc_info=True)
+
+
+_usage = _Usage()

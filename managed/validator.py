@@ -1,0 +1,42 @@
+"""django-oauth-toolkit's request validator, narrowed to what this server issues tokens for.
+
+The authorization server serves one protected resource: this server's `/mcp`. A token request that names another
+resource is refused (`invalid_target`), and one that names none is bound to `/mcp` anyway, so every token this
+server issues carries its audience and the resource server can insist on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from oauth2_provider.oauth2_backends import OAuthLibCore
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2.rfc6749 import errors
+
+from managed import resource_id
+
+
+class ManagedValidator(OAuth2Validator):
+    def _validate_resource_uris(self, request: Any, resources: list[str]) -> None:
+        super()._validate_resource_uris(request, resources)
+        ours = resource_id.for_uri(request.uri)
+        for resource in resources:
+            if resource.rstrip("/") != ours:
+                raise errors.CustomOAuth2Error(
+                    error="invalid_target",
+                    description=f"This authorization server issues tokens for {ours} only, not {resource!r}",
+                    request=request,
+                )
+
+    def _check_and_set_request_resource(self, request: Any) -> None:
+        super()._check_and_set_request_resource(request)
+        request.resource = [resource_id.for_uri(request.uri)]
+
+
+class OAuthBackend(OAuthLibCore):
+    """Hands oauthlib the request's absolute URL (the toolkit passes the path only), so the validator can tell which
+    host the client reached, as `build_absolute_uri` sees it behind a TLS-terminating proxy."""
+
+    def _get_escaped_full_path(self, request: HttpRequest) -> str:
+        return request.build_absolute_uri(super()._get_escaped_full_path(request))

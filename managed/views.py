@@ -1,0 +1,79 @@
+"""The authorization server's pages and documents, on django-oauth-toolkit's views.
+
+All of them answer 404 while MANAGED_MODE is off, so a header-mode deployment exposes no OAuth surface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseBase
+from oauth2_provider import views as oauth_views
+
+from managed import resource_id
+from managed.resource import ALL_SCOPES
+
+View = Callable[..., HttpResponseBase]
+
+
+def managed_only(view: View) -> View:
+    """Answer 404 unless managed mode is on."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not settings.MANAGED_MODE:
+            raise Http404("Managed mode is off on this server")
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+class ProtectedResourceMetadata(oauth_views.OAuthProtectedResourceMetadataView):
+    """RFC 9728: this server's `/mcp` is the resource; its authorization server is this same site."""
+
+    def get_resource(self, request: HttpRequest) -> str:
+        return resource_id.for_request(request)
+
+    def get_authorization_servers(self, request: HttpRequest) -> list[str]:
+        return [request.build_absolute_uri("/").rstrip("/")]  # the issuer as RFC 8414 metadata states it
+
+    def get_scopes_supported(self) -> list[str]:
+        return list(ALL_SCOPES)
+
+
+class Authorize(oauth_views.AuthorizationView):
+    """The consent page (templates/oauth2_provider/authorize.html), refusing a resource other than this server's."""
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        ours = resource_id.for_request(request)
+        foreign = [r for r in request.GET.getlist("resource") if r.rstrip("/") != ours]
+        if foreign:
+            return HttpResponseBadRequest(
+                f"invalid_target: this server issues tokens for {ours} only, not {foreign[0][:200]!r}",
+                content_type="text/plain",
+            )
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        redirect_uri = self.oauth2_data.get("redirect_uri", "") if hasattr(self, "oauth2_data") else ""
+        context["redirect_host"] = urlsplit(redirect_uri).netloc
+        context["site_header"] = "JobNimbus MCP server"
+        return context
+
+
+class SignIn(auth_views.LoginView):
+    """Sign-in for any active account (the admin's own sign-in takes staff only)."""
+
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context.update(app_path=self.request.get_full_path(), site_header="JobNimbus MCP server")
+        return context
