@@ -42,8 +42,8 @@ from managed import resource as managed_resource
 from managed import resource_id, tokens
 from managed.audit import write_recorder
 from mcp_tools.catalog.base import ToolContext
-from mcp_tools.catalog.registry import is_write_tool
 from mcp_tools.protocol.errors import BadRequest, Forbidden, Unauthorized
+from mcp_tools.protocol.tools import catalog
 
 INSTANCE_HEADER = "X-JobNimbus-Instance"
 KEY_HEADER = "X-JobNimbus-Api-Key"
@@ -74,7 +74,7 @@ class Caller:
             raise missing_key(self.challenge)
         audit = None
         if self.principal is not None:
-            if is_write_tool(tool) and not self.principal.allows(managed_resource.WRITE_SCOPE):
+            if catalog().is_write_tool(tool) and not self.principal.allows(managed_resource.WRITE_SCOPE):
                 raise insufficient_scope(tool, self.challenge)
             audit = write_recorder(self.principal)
         return ToolContext(
