@@ -59,6 +59,8 @@ SECURE_HSTS_SECONDS = e.read_int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 3
 SECURE_HSTS_INCLUDE_SUBDOMAINS = e.read_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = e.read_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS: list[str] = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# http redirect URIs are allowed for loopback callbacks only, enforced by managed.validator (see OAUTH2_PROVIDER).
+SILENCED_SYSTEM_CHECKS.append("oauth2_provider.W008")
 SESSION_COOKIE_SECURE = e.read_bool("DJANGO_SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = e.read_bool("DJANGO_CSRF_COOKIE_SECURE", not DEBUG)
 # How many proxies in front append to X-Forwarded-For: the throttle's budgets and the webhook receiver's count of
@@ -376,6 +378,9 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     "REQUEST_APPROVAL_PROMPT": "force",
+    # Native clients (Claude Code) receive the code on http://localhost:<any port>; managed.validator refuses plain
+    # http for every other host, which is why the toolkit's "http redirect URIs allowed" deploy warning is silenced.
+    "ALLOW_LOCALHOST_LOOPBACK": True,
     "ACCESS_TOKEN_GENERATOR": "managed.tokens.access_token",
     "REFRESH_TOKEN_GENERATOR": "managed.tokens.refresh_token",
     "OAUTH2_VALIDATOR_CLASS": "managed.validator.ManagedValidator",

@@ -8,6 +8,7 @@ server issues carries its audience and the resource server can insist on it.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.http import HttpRequest
 from oauth2_provider.oauth2_backends import OAuthLibCore
@@ -17,7 +18,18 @@ from oauthlib.oauth2.rfc6749 import errors
 from managed import resource_id
 
 
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 class ManagedValidator(OAuth2Validator):
+    def validate_redirect_uri(self, client_id: str, redirect_uri: str, request: Any, *args: Any, **kwargs: Any) -> bool:
+        # Plain http only for a loopback callback (RFC 8252: a native client such as Claude Code listens on
+        # localhost); anywhere else the code would cross the network in the clear.
+        parts = urlsplit(redirect_uri)
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+            return False
+        return bool(super().validate_redirect_uri(client_id, redirect_uri, request, *args, **kwargs))
+
     def _validate_resource_uris(self, request: Any, resources: list[str]) -> None:
         super()._validate_resource_uris(request, resources)
         ours = resource_id.for_uri(request.uri)
