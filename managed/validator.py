@@ -17,7 +17,6 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from managed import resource_id
 
-
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
