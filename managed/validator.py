@@ -51,3 +51,10 @@ class OAuthBackend(OAuthLibCore):
 
     def _get_escaped_full_path(self, request: HttpRequest) -> str:
         return request.build_absolute_uri(super()._get_escaped_full_path(request))
+
+    def create_token_response(self, request: HttpRequest) -> Any:
+        # An error raised while the token is saved (invalid_target from the resource check above) comes back with
+        # the error's own headers only: without these the JSON error went out as text/html (RFC 6749 5.1, 5.2).
+        uri, headers, body, status = super().create_token_response(request)
+        headers = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache", **headers}
+        return uri, headers, body, status
