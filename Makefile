@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEST_ENV := DJANGO_SECRET_KEY=test-only-secret DJANGO_DEBUG=false LOG_FORMAT=text
 
-.PHONY: run manage test test-cluster test-sentinel test-topologies topologies-stop lint format bench setup setup-dev clean
+.PHONY: run run-managed manage test test-cluster test-sentinel test-topologies topologies-stop lint format bench setup setup-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ setup-dev: $(VENV)/.dev
 run: setup
 	$(BIN)/python scripts/run_local.py
 
-# A management command against the running `make run` (its Redis, database and sandbox): make manage ARGS="..."
+# The same stack in managed mode (OAuth sign-in beside the header mode, demo logins demo and rep in its banner).
+run-managed: setup
+	$(BIN)/python scripts/run_local.py --managed
+
+# A management command against the running stack (its Redis, database and sandbox): make manage ARGS="..."
 manage: setup
 	$(BIN)/python scripts/run_local.py manage $(ARGS)
 

@@ -6,12 +6,23 @@ an embedded stand-in (fakeredis's TCP server) that every process shares. Every k
 (cache, history, throttle, Celery's queues) lives under one namespace of its own, so another program on the same
 Redis never sees its keys and its dashboard never counts another program's traffic.
 
+Two modes (docs/managed-mode.md):
+- header mode, `make run` (`scripts/run_local.py`): every caller sends its own JobNimbus key in headers.
+- managed mode, `make run-managed` (`scripts/run_local.py --managed`; MANAGED_MODE=on in the environment chooses it
+  too): header mode plus OAuth 2.1, so a client connects by URL alone and signs in in the browser. It generates a
+  MANAGED_KEY_ENCRYPTION_KEYS key unless one is set (kept in RUN_DIR, so the keys it encrypted still decrypt after a
+  restart) and sets up a demo (`manage.py managed_demo`): the sandbox's full key mapped to the login `demo`, its
+  sales rep's key mapped to `rep`, their passwords in the READY banner.
+
 The run's files live in RUN_DIR (default `.venv/run`): `env` (what `make manage` needs to reach this stack; it is
-removed when the stack stops), `admin-password`, and `logs/<process>.log`. Ctrl-C stops all of it.
+removed when the stack stops), `admin-password`, and `logs/<process>.log`; in managed mode also
+`managed-encryption-key` and `managed-demo-passwords`. Ctrl-C stops all of it.
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
 import ctypes
 import hashlib
 import json
@@ -60,7 +71,11 @@ SHARED_VARIABLES = (
     f"JOBNIMBUS_API_KEY_{INSTANCE.upper()}",
     "PUBLIC_BASE_URL",
     "LOG_FORMAT",
+    "MANAGED_MODE",
+    "MANAGED_KEY_ENCRYPTION_KEYS",
 )
+# Managed mode's demo logins (manage.py managed_demo) and the key labels they are mapped to.
+DEMO_LOGINS = (("demo", "Office (full access)"), ("rep", "Sales rep (Dana Reyes)"))
 
 
 # --- Redis -------------------------------------------------------------------------------------------------------
@@ -112,9 +127,17 @@ def choose_redis() -> tuple[str, str]:
 
 
 # --- Environment and commands --------------------------------------------------------------------------------------
-def stack_environment(redis_url: str, webhook_secret: str) -> dict[str, str]:
+def managed_requested() -> bool:
+    """Return True when the environment asks for managed mode (MANAGED_MODE=on, as settings read it)."""
+    return os.environ.get("MANAGED_MODE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def stack_environment(redis_url: str, webhook_secret: str, managed: bool = False) -> dict[str, str]:
     """Return the environment every process of the stack shares."""
     env = dict(os.environ)
+    env["MANAGED_MODE"] = "on" if managed else "off"
+    if managed and not env.get("MANAGED_KEY_ENCRYPTION_KEYS"):
+        env["MANAGED_KEY_ENCRYPTION_KEYS"] = managed_encryption_key()
     env.setdefault("DJANGO_DEBUG", "true")
     env.setdefault("LOG_FORMAT", "text")
     env["CACHE_KEY_NAMESPACE"] = NAMESPACE
@@ -159,6 +182,18 @@ def process_commands(env: dict[str, str], scratch: Path) -> dict[str, list[str]]
         # prints a page of traceback before it recreates it.
         "beat": [*celery, "beat", "--loglevel", "warning", "--schedule", str(scratch / "celerybeat-schedule")],
     }
+
+
+def managed_encryption_key() -> str:
+    """Return this checkout's Fernet key for stored JobNimbus keys, made the first time and kept in RUN_DIR.
+
+    Kept, like the admin password and the SQLite database: a new key at each start would leave the keys stored
+    under the previous one undecryptable.
+    """
+    path = RUN_DIR / "managed-encryption-key"
+    if not path.exists():
+        write_private(path, base64.urlsafe_b64encode(os.urandom(32)).decode("ascii"))  # = Fernet.generate_key()
+    return path.read_text().strip()
 
 
 def web_log_config(scratch: Path) -> Path:
@@ -207,6 +242,23 @@ def prepare_database(env: dict[str, str]) -> str:
     if marker.exists():
         return f"admin / {marker.read_text().strip()}   (kept in {display(marker)})"
     return 'admin (password set earlier; `make manage ARGS="changepassword admin"` resets it)'
+
+
+def prepare_managed_demo(env: dict[str, str]) -> list[tuple[str, str, str]]:
+    """Set up managed mode's demo (`manage.py managed_demo`, idempotent); return (login, password, key label) rows.
+
+    The passwords are made the first time and kept in RUN_DIR, like the admin's; each start sets them again, so the
+    banner's are always the ones that work.
+    """
+    path = RUN_DIR / "managed-demo-passwords"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    passwords = {login: saved.get(login) or secrets.token_urlsafe(12) for login, _ in DEMO_LOGINS}
+    if passwords != saved:
+        write_private(path, json.dumps(passwords))
+    command = [PYTHON, "manage.py", "managed_demo", "--instance", INSTANCE]
+    command += [f"--{login}-password={passwords[login]}" for login in ("demo", "rep")]
+    run_setup_step("setting up the managed-mode demo", command, env)
+    return [(login, passwords[login], label) for login, label in DEMO_LOGINS]
 
 
 def write_private(path: Path, text: str) -> None:
@@ -372,14 +424,40 @@ def report_exit(child: Child) -> None:
     )
 
 
-def ready_banner(redis_source: str, login: str, database: str) -> str:
-    """The block printed once every process answers: where things are, how to connect, how to stop."""
+def ready_banner(
+    redis_source: str, login: str, database: str, demo_logins: list[tuple[str, str, str]] | None = None
+) -> str:
+    """The block printed once every process answers: where things are, how to connect, how to stop.
+
+    demo_logins (login, password, key label) are managed mode's demo people; None: header mode.
+    """
     url = f"http://127.0.0.1:{WEB_PORT}/mcp"
     web = f"http://127.0.0.1:{WEB_PORT}"
     rule = "=" * 100
+    if demo_logins is None:
+        ready = "READY"
+        headers = "Connect an MCP client:"
+        managed = "Managed mode (connect by URL alone, sign in in the browser): make run-managed\n"
+    else:
+        ready = "READY (managed mode)"
+        headers = "Connect an MCP client with a JobNimbus key in headers (header mode):"
+        width = max(len(f"{name} / {password}") for name, password, _ in demo_logins)
+        logins = "\n".join(
+            f"{'  Demo logins:' if i == 0 else '':<18}{f'{name} / {password}':<{width}}   runs with the key {label!r}"
+            for i, (name, password, label) in enumerate(demo_logins)
+        )
+        managed = f"""
+Connect by URL alone (managed mode: the client opens the browser to sign in, then runs with that login's key):
+  Claude Code:    claude mcp add --transport http jobnimbus {url}
+                  then in Claude Code: /mcp -> jobnimbus -> Authenticate, and sign in as below
+  Any client:     add {url}; it opens the sign-in page ({web}/accounts/login/) itself
+{logins}
+                  (kept in {display(RUN_DIR / "managed-demo-passwords")}; keys and mappings: {web}/admin/managed/)
+
+"""
     return f"""
 {rule}
-JobNimbus MCP server is READY: sandbox, web, worker and beat all answer.
+JobNimbus MCP server is {ready}: sandbox, web, worker and beat all answer.
   MCP endpoint       {url}
   API key            {SANDBOX_KEY}   (the sandbox's admin key; instance: {INSTANCE})
   Staff login        {web}/admin/   {login}
@@ -389,12 +467,12 @@ JobNimbus MCP server is READY: sandbox, web, worker and beat all answer.
   Database           {database}
   Logs               {display(RUN_DIR / "logs")}/  (the console shows warnings and errors only)
 
-Connect an MCP client:
+{headers}
   Claude Code:    claude mcp add --transport http jobnimbus {url} \\
                     --header "X-JobNimbus-Api-Key: {SANDBOX_KEY}" --header "X-JobNimbus-Instance: {INSTANCE}"
   Any client:     POST {url} with the headers X-JobNimbus-Api-Key and X-JobNimbus-Instance
                   (more clients in docs/mcp-clients.md)
-Management commands against this stack (another terminal): make manage ARGS="warm_cache"
+{managed}Management commands against this stack (another terminal): make manage ARGS="warm_cache"
 Stop everything: press Ctrl-C.
 {rule}
 """
@@ -436,13 +514,15 @@ def supervise(children: dict[str, Child], banner: str) -> int:
     return code
 
 
-def run() -> int:
+def run(managed: bool = False) -> int:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     redis_url, redis_source = choose_redis()
-    env = stack_environment(redis_url, secrets.token_urlsafe(24))
-    print(f"Starting the JobNimbus MCP server (Redis: {redis_source}) ...", flush=True)
+    env = stack_environment(redis_url, secrets.token_urlsafe(24), managed)
+    mode = "managed mode" if managed else "header mode"
+    print(f"Starting the JobNimbus MCP server in {mode} (Redis: {redis_source}) ...", flush=True)
     try:
         login = prepare_database(env)
+        demo_logins = prepare_managed_demo(env) if managed else None
     except SetupFailed as exc:
         print(f"make run could not start: {exc}", file=sys.stderr)
         return 1
@@ -451,7 +531,8 @@ def run() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="jobnimbus-mcp-run-") as scratch:
             children = start_children(process_commands(env, Path(scratch)), env)
-            return supervise(children, ready_banner(redis_source, login, database_label(env)))
+            banner = ready_banner(redis_source, login, database_label(env), demo_logins)
+            return supervise(children, banner)
     finally:
         env_file.unlink(missing_ok=True)
         clear_ready_markers()
@@ -488,7 +569,19 @@ def manage(args: list[str]) -> int:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["manage"]:
         return manage(argv[1:])
-    return run()
+    parser = argparse.ArgumentParser(
+        prog="scripts/run_local.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="`scripts/run_local.py manage ARGS...` (make manage) runs manage.py ARGS against the running stack.",
+    )
+    parser.add_argument(
+        "--managed",
+        action="store_true",
+        help="managed mode (make run-managed): OAuth sign-in beside header mode, with demo logins",
+    )
+    options = parser.parse_args(argv)
+    return run(managed=options.managed or managed_requested())
 
 
 if __name__ == "__main__":
