@@ -83,8 +83,9 @@ INSTALLED_APPS = [
     "mcp_tools",
     "dashboard",
     "sandbox",
-    "oauth2_provider",
+    # managed before oauth2_provider: its consent page (templates/oauth2_provider/authorize.html) replaces the toolkit's.
     "managed",
+    "oauth2_provider",
 ]
 
 MIDDLEWARE = [

@@ -14,7 +14,7 @@ _oauth = (
         path("authorize/", managed_only(views.Authorize.as_view()), name="authorize"),
         path("token/", managed_only(oauth_views.TokenView.as_view()), name="token"),
         path("revoke/", managed_only(oauth_views.RevokeTokenView.as_view()), name="revoke-token"),
-        path("register/", managed_only(oauth_views.DynamicClientRegistrationView.as_view()), name="dcr-register"),
+        path("register/", managed_only(views.Register.as_view()), name="dcr-register"),
         path(
             "register/<str:client_id>/",
             managed_only(oauth_views.DynamicClientRegistrationManagementView.as_view()),

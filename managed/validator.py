@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from django.http import HttpRequest
 from oauth2_provider.oauth2_backends import OAuthLibCore
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 
 from managed import resource_id
@@ -39,6 +40,15 @@ class ManagedValidator(OAuth2Validator):
                     description=f"This authorization server issues tokens for {ours} only, not {resource!r}",
                     request=request,
                 )
+
+    def validate_grant_type(
+        self, client_id: str, grant_type: str, client: Any, request: Any, *args: Any, **kwargs: Any
+    ) -> bool:
+        # Only the grants this server serves, whatever a client was registered for: a client_credentials token
+        # would act for no user.
+        if grant_type not in oauth2_settings.OAUTH2_GRANT_TYPES_SUPPORTED:
+            return False
+        return bool(super().validate_grant_type(client_id, grant_type, client, request, *args, **kwargs))
 
     def _check_and_set_request_resource(self, request: Any) -> None:
         super()._check_and_set_request_resource(request)

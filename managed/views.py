@@ -5,6 +5,7 @@ All of them answer 404 while MANAGED_MODE is off, so a header-mode deployment ex
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -12,8 +13,9 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseBase, JsonResponse
 from oauth2_provider import views as oauth_views
+from oauth2_provider.settings import oauth2_settings
 
 from managed import resource_id
 from managed.resource import ALL_SCOPES
@@ -65,6 +67,35 @@ class Authorize(oauth_views.AuthorizationView):
         context["redirect_host"] = urlsplit(redirect_uri).netloc
         context["site_header"] = "JobNimbus MCP server"
         return context
+
+
+class Register(oauth_views.DynamicClientRegistrationView):
+    """RFC 7591 registration, refusing what the toolkit lets through: a client_name that is not a string (it stored
+    str() of it) and grant types this server does not serve (open registration handed out client_credentials
+    clients, whose user-less tokens the token endpoint then issued)."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            metadata = json.loads(request.body)
+        except ValueError:
+            metadata = None  # the toolkit answers a body that is not JSON
+        if isinstance(metadata, dict):
+            problem = _unserved_metadata(metadata)
+            if problem:
+                return JsonResponse({"error": "invalid_client_metadata", "error_description": problem}, status=400)
+        return super().post(request, *args, **kwargs)
+
+
+def _unserved_metadata(metadata: dict[str, Any]) -> str:
+    if not isinstance(metadata.get("client_name", ""), str):
+        return "client_name must be a string"
+    grants = metadata.get("grant_types", [])
+    served = oauth2_settings.OAUTH2_GRANT_TYPES_SUPPORTED
+    if isinstance(grants, list):
+        for grant in grants:
+            if isinstance(grant, str) and grant not in served:
+                return f"Unsupported grant_type: {grant[:64]!r}; this server serves {', '.join(served)}"
+    return ""
 
 
 class SignIn(auth_views.LoginView):
