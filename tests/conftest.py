@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.catalog",
     "tests.fixtures.browser",
     "tests.fixtures.clock",
+    "tests.fixtures.managed",
 ]
