@@ -84,14 +84,18 @@ def guard_upstream(instance: str, call: Callable[[], Any], tenant: str | None = 
     return engine().guarded_call(instance, "-", call, tenant=tenant)
 
 
-def apply_change(instance: str, entity: str, event: str, jnid: str | None, related: Sequence[str] = ()) -> int:
+def apply_change(
+    instance: str, entity: str, event: str, jnid: str | None, related: Sequence[str] = (), *, settle: bool = False
+) -> int:
     """Invalidate what a change touched, by the rules table; return the number of entries dropped.
 
     `event` is created, updated or deleted; `related` the ids of parents/linked records (related[].id and
     primary.id). Used by write tools (read-your-writes), webhooks and the poller alike. Raises
     `cacheops.rules.UnknownChangeError` (a ValueError) for an entity or event the rules table does not know.
     When Redis refuses the invalidation the change is also stored as an event (source write) that the sweep
-    applies once Redis answers, and CacheBackendError is raised.
+    applies once Redis answers; with `settle` (a write tool, before it answers) it then waits up to
+    CACHEOPS_ENGINE["WRITE_SETTLE_S"] for Redis to take it (a failover ending) and returns 0 if Redis did.
+    Otherwise CacheBackendError is raised.
     """
     try:
         return invalidation.invalidate_change(instance, entity, event, jnid, related)
@@ -99,6 +103,8 @@ def apply_change(instance: str, entity: str, event: str, jnid: str | None, relat
         from cacheops.events import defer_change  # events need the app registry (models); this module may not
 
         defer_change(instance, entity, event, jnid, related)
+        if settle and invalidation.settle_refused():
+            return 0
         raise
 
 

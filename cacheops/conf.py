@@ -39,6 +39,11 @@ DEFAULTS: dict[str, Any] = {
     "MISS_CONCURRENCY": 48,
     "MISS_QUEUE": 8,
     "MISS_QUEUE_WAIT_S": 3.0,
+    # A write whose invalidation Redis refused (a failover under way) waits up to this long for Redis to take it
+    # before the write is acknowledged, so a read that follows the acknowledgement cannot be answered by an entry the
+    # new primary still holds. Longer outages: the write is acknowledged and the stored event is replayed later.
+    "WRITE_SETTLE_S": 3.0,
+    "WRITE_SETTLE_POLL_S": 0.2,
     "REFRESH_MAX_PENDING": 256,
     # XFetch beta (Vattani et al.): 1.0 is the paper's optimum; 0 disables early refresh.
     "XFETCH_BETA": 1.0,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from cacheops.conf import cache_enabled
+from cacheops.conf import cache_enabled, engine_setting
 from cacheops.engine import engine
 from cacheops.rules import tags_for
 
@@ -32,3 +32,11 @@ def invalidate_change(instance: str, entity: str, event: str, jnid: str | None, 
     CacheBackendError as `invalidate_tags` does.
     """
     return invalidate_tags(instance, tags_for(entity, event, jnid, related))
+
+
+def settle_refused() -> bool:
+    """Wait, up to CACHEOPS_ENGINE["WRITE_SETTLE_S"], for Redis to take the invalidations it refused in this process;
+    return whether it took them all. A write calls this before it is acknowledged (cacheops.api.apply_change)."""
+    return engine().invalidation.settle(
+        float(engine_setting("WRITE_SETTLE_S")), float(engine_setting("WRITE_SETTLE_POLL_S"))
+    )

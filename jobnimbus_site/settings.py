@@ -83,7 +83,7 @@ INSTALLED_APPS = [
     "mcp_tools",
     "dashboard",
     "sandbox",
-    # managed before oauth2_provider: its consent page (templates/oauth2_provider/authorize.html) replaces the toolkit's.
+    # managed before oauth2_provider: its consent page (oauth2_provider/authorize.html) replaces the toolkit's.
     "managed",
     "oauth2_provider",
 ]
@@ -458,6 +458,7 @@ CACHEOPS_ENGINE = e.given(
     L1_MAX_BYTES=e.read_int("CACHE_L1_MAX_BYTES", None, minimum=0),
     LOCK_TTL_S=e.read_float("CACHE_LOCK_TTL_S", None, minimum=0.1),
     LOCK_WAIT_S=e.read_float("CACHE_LOCK_WAIT_S", None),
+    WRITE_SETTLE_S=e.read_float("CACHE_WRITE_SETTLE_S", None),
     REFRESH_WORKERS=e.read_int("CACHE_REFRESH_WORKERS", None, minimum=1, maximum=64),
     # The web server's request threads per process (Procfile: WEB_THREADS, 64) must exceed these two together (48 + 8).
     MISS_CONCURRENCY=e.read_int("CACHE_MISS_CONCURRENCY", None, minimum=0),

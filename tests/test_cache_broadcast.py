@@ -92,6 +92,55 @@ def test_an_invalidation_that_reached_the_process_applies_before_l1_answers(cach
         assert cache_backend.read(request).status == "miss", f"round {i}: served from L1 after the broadcast"
 
 
+def test_a_write_waits_for_redis_to_take_the_invalidation_it_refused(
+    cache_backend: CacheEnv, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """A failover refuses a write's invalidation, then the new primary takes it: the write settles before it answers,
+    so Redis no longer holds the old version for any process (not only this one) to serve."""
+    from cacheops.errors import CacheBackendError
+    from cacheops.invalidation import settle_refused
+
+    settings.CACHEOPS_ENGINE = {**settings.CACHEOPS_ENGINE, "WRITE_SETTLE_S": 5.0, "WRITE_SETTLE_POLL_S": 0.01}
+    eng = engine.engine()
+    request = cache_backend.request()
+    assert cache_backend.read(request, cache_backend.counting({"status": "Lead"})).status == "miss"
+    take = eng.invalidation._invalidate_l2
+    refusals = iter(range(3))  # the dying primary refuses the write's invalidation and two replays, then one answers
+
+    def failing_over(instance: str, tags: list[str]) -> int:
+        if next(refusals, None) is not None:
+            raise CacheBackendError("Redis refused the command")
+        return take(instance, tags)
+
+    monkeypatch.setattr(eng.invalidation, "_invalidate_l2", failing_over)
+    with pytest.raises(CacheBackendError):
+        eng.invalidate("demo", [record_tag("c1")])
+    assert settle_refused()
+    assert not eng.invalidation.pending
+    answer = cache_backend.read(request, cache_backend.counting({"status": "Sold"}))
+    assert answer.status == "miss"  # Redis dropped the entry: with nothing pending, L2 would have answered it
+    assert answer.value == {"status": "Sold"}
+
+
+def test_a_write_stops_waiting_when_redis_stays_away(
+    cache_backend: CacheEnv, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    from cacheops.errors import CacheBackendError
+    from cacheops.invalidation import settle_refused
+
+    settings.CACHEOPS_ENGINE = {**settings.CACHEOPS_ENGINE, "WRITE_SETTLE_S": 0.05, "WRITE_SETTLE_POLL_S": 0.01}
+    eng = engine.engine()
+
+    def refused(*_: Any) -> int:
+        raise CacheBackendError("Redis refused the command")
+
+    monkeypatch.setattr(eng.invalidation, "_invalidate_l2", refused)
+    with pytest.raises(CacheBackendError):
+        eng.invalidate("demo", [record_tag("c1")])
+    assert not settle_refused()
+    assert eng.invalidation.pending  # still replayed before this process next reads Redis
+
+
 def test_while_a_write_invalidation_awaits_replay_redis_entries_are_not_served(
     cache_backend: CacheEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:

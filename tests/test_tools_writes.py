@@ -19,7 +19,8 @@ def changes(monkeypatch: pytest.MonkeyPatch) -> list[Change]:
     """Record every apply_change a write makes (the read-your-writes invalidation)."""
     seen: list[Change] = []
 
-    def record(instance: str, entity: str, event: str, jnid: str | None, related: Any = ()) -> int:
+    def record(instance: str, entity: str, event: str, jnid: str | None, related: Any = (), *, settle: bool) -> int:
+        assert settle, "a write waits for a refused invalidation before it answers"
         seen.append((instance, entity, event, jnid, list(related)))
         return 0
 

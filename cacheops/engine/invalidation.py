@@ -7,6 +7,7 @@ reclaims L1 memory in the background, and the admin's clear by pattern.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -82,6 +83,22 @@ class Invalidation:
             with self._lock:
                 if self.pending and self.pending[0] == (instance, tags):
                     self.pending.popleft()
+
+    def settle(self, wait_s: float, poll_s: float) -> bool:
+        """Replay pending invalidations until none is left or `wait_s` has passed; return whether none is left.
+
+        What a write waits on when Redis refused its invalidation: each round goes through the Redis breaker, whose
+        probe closes it as soon as Redis (a new primary after a failover) answers again.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            self.replay_pending()
+            if not self.pending:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(poll_s, left))
 
     def clear_matching(self, instance: str | None, pattern: str | None = None) -> int:
         """Delete this app's entries (of `instance`, matching `pattern` under it) by SCAN; admin use only.

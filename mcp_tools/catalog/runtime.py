@@ -199,11 +199,13 @@ def write(
     record = guard_upstream(ctx.instance, call, tenant=ctx.tenant)
     touched = jnid or str(record.get("jnid") or "") or None
     try:
-        apply_change(ctx.instance, entity, event, touched, related_ids(record))
+        # settle: when Redis refuses the invalidation (a failover under way), the answer waits a few seconds for it
+        # to be taken, so the caller's next read cannot be served what a new primary still holds.
+        apply_change(ctx.instance, entity, event, touched, related_ids(record), settle=True)
     except CacheBackendError:
-        # The write is done in JobNimbus: reporting failure would invite a retry that writes twice. With Redis down
-        # no process serves from L2 and this process's L1 was dropped; apply_change stored the change as an event
-        # (source write) that the sweep applies for every process once Redis answers.
+        # The write is done in JobNimbus: reporting failure would invite a retry that writes twice. This process
+        # serves nothing from Redis until it replays the invalidation, and apply_change stored the change as an
+        # event (source write) that the sweep applies for every process once Redis answers.
         logger.warning("write to %s %s applied upstream; invalidation deferred until Redis answers", entity, touched)
     return record
 
