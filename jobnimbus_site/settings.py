@@ -384,6 +384,7 @@ OAUTH2_PROVIDER = {
     "ALLOW_LOCALHOST_LOOPBACK": True,
     "ACCESS_TOKEN_GENERATOR": "managed.tokens.access_token",
     "REFRESH_TOKEN_GENERATOR": "managed.tokens.refresh_token",
+    "CLIENT_SECRET_GENERATOR_CLASS": "managed.tokens.SecretGenerator",
     "OAUTH2_VALIDATOR_CLASS": "managed.validator.ManagedValidator",
     "OAUTH2_BACKEND_CLASS": "managed.validator.OAuthBackend",
     "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],

@@ -9,8 +9,11 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from oauth2_provider.generators import BaseHashGenerator
+
 ACCESS_PREFIX = "jnmcp_at."
 REFRESH_PREFIX = "jnmcp_rt."
+SECRET_PREFIX = "jnmcp_sec."  # client secrets and the registration access tokens the toolkit makes from them
 
 
 def access_token(request: Any, refresh_token: bool = False) -> str:
@@ -21,6 +24,15 @@ def access_token(request: Any, refresh_token: bool = False) -> str:
 def refresh_token(request: Any, refresh_token: bool = False) -> str:
     """Return a new refresh token."""
     return REFRESH_PREFIX + secrets.token_urlsafe(32)
+
+
+class SecretGenerator(BaseHashGenerator):
+    """Client secrets, and DCR's registration access tokens (the toolkit draws those from this generator too): with
+    the prefix, a registration token sent to /mcp is refused as a malformed key instead of being forwarded to
+    JobNimbus as one."""
+
+    def hash(self) -> str:
+        return SECRET_PREFIX + secrets.token_urlsafe(48)
 
 
 def is_access_token(bearer: str) -> bool:

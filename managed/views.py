@@ -59,6 +59,13 @@ class Authorize(oauth_views.AuthorizationView):
                 f"invalid_target: this server issues tokens for {ours} only, not {foreign[0][:200]!r}",
                 content_type="text/plain",
             )
+        method = request.GET.get("code_challenge_method")
+        if method is not None and method != "S256":
+            # Refused before the consent page, not after the person allowed it (the toolkit checks at the code).
+            return HttpResponseBadRequest(
+                f"invalid_request: PKCE code_challenge_method must be S256, not {method[:20]!r}",
+                content_type="text/plain",
+            )
         return super().get(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:

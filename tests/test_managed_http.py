@@ -433,12 +433,18 @@ def test_wrong_code_verifier_is_invalid_grant_without_a_token(pending: tuple[str
     assert issued() == 0
 
 
-def test_plain_pkce_is_refused_when_the_code_would_be_issued(managed: Any) -> None:
-    # The consent page may show, but allowing it issues no code: the client is sent back with invalid_request.
+def test_plain_pkce_is_refused_before_the_consent_page_and_where_the_code_would_be_issued(managed: Any) -> None:
     client_id = register(Client()).json()["client_id"]
     user = make_user(key=make_key())
     verifier = secrets.token_urlsafe(48)
-    answer = consent(user, authorize_query(client_id, Pkce(verifier, verifier), code_challenge_method="plain"))
+    query = authorize_query(client_id, Pkce(verifier, verifier), code_challenge_method="plain")
+    browser = Client()
+    browser.force_login(user)
+    page = browser.get("/oauth/authorize/", query)
+    assert page.status_code == 400  # the person is never asked to allow what cannot be granted
+    assert b"S256" in page.content
+    # A consent form posted without the page (a client skipping it) is refused where the code would be issued.
+    answer = browser.post("/oauth/authorize/?" + urlencode(query), {**query, "allow": "Allow"})
     assert answer.status_code == 302
     assert answer["Location"].startswith(REDIRECT)
     returned = parse_qs(urlsplit(answer["Location"]).query)
@@ -610,13 +616,20 @@ def test_a_changed_mapping_takes_effect_on_the_next_call(
     assert [ctx.api_key for ctx, _, _ in fake_catalog.calls] == [first, second]
 
 
-def test_dcr_registration_access_token_is_no_managed_token(client: Client, managed: Any) -> None:
+def test_dcr_registration_access_token_is_refused_on_mcp_and_never_forwarded(
+    client: Client, managed: Any, fake_catalog: FakeCatalog
+) -> None:
     # RFC 7592's registration access token is stored as an access token without a user: it must never act on /mcp
-    # as a user (it does not carry the managed prefix, so /mcp would take it for a JobNimbus key, never a user).
+    # as a user, nor be taken for a JobNimbus key and sent to JobNimbus (its prefix is not a key's shape).
     registration = register(client).json()["registration_access_token"]
+    assert registration.startswith(tokens.SECRET_PREFIX)
     assert not tokens.is_access_token(registration)
     stored = AccessToken.objects.get()
     assert stored.user is None
+    answer = call(client, registration, "echo", {"text": "x"})
+    assert answer.status_code == 401
+    assert "malformed" in answer.json()["error"]["message"]
+    assert fake_catalog.calls == []
 
 
 def test_consent_page_is_the_managed_one(managed: Any) -> None:
