@@ -13,7 +13,7 @@ from oauth2_provider.generators import BaseHashGenerator
 
 ACCESS_PREFIX = "jnmcp_at."
 REFRESH_PREFIX = "jnmcp_rt."
-SECRET_PREFIX = "jnmcp_sec."  # client secrets and the registration access tokens the toolkit makes from them
+SECRET_PREFIX = "jnmcp_sec."  # noqa: S105 - a prefix, not a secret: client secrets and DCR registration tokens
 
 
 def access_token(request: Any, refresh_token: bool = False) -> str:
