@@ -3,9 +3,7 @@ refuses to start with, and the Client ID Metadata Document fetcher against a rea
 
 from __future__ import annotations
 
-import datetime as dt
 import http.server
-import ipaddress
 import json
 import os
 import secrets
@@ -20,11 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
 from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
@@ -36,6 +30,7 @@ from jobnimbus_site import env
 from managed import vault
 from managed.cimd import MetadataFetcher
 from managed.models import JobNimbusKey, KeyAssignment
+from tests.fixtures.managed import make_tls_files
 
 ROOT = Path(__file__).resolve().parent.parent
 Application = get_application_model()
@@ -279,41 +274,6 @@ def test_read_fernet_keys_reads_a_list_newest_first(monkeypatch: pytest.MonkeyPa
 # --- Client ID Metadata Documents: the fetcher against a real HTTPS server ------------------------------------------
 
 
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """Write a self-signed certificate for localhost and 127.0.0.1 (its own CA) and its key; return both paths."""
-    private = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(_name("localhost"))
-        .issuer_name(_name("localhost"))
-        .public_key(private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(private.public_key()), critical=False)
-        .sign(private, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_file, key_file
-
-
 @dataclass
 class Reply:
     status: int = 200
@@ -344,7 +304,7 @@ class DocumentServer:
 
 @pytest.fixture
 def document_server(tmp_path: Path) -> Iterator[DocumentServer]:
-    cert_file, key_file = make_certificate(tmp_path)
+    ca_file, cert_file, key_file = make_tls_files(tmp_path)
     routes: dict[str, Reply] = {}
     hits: list[str] = []
 
@@ -369,7 +329,7 @@ def document_server(tmp_path: Path) -> Iterator[DocumentServer]:
     thread = threading.Thread(target=server.serve_forever, name="cimd-units", daemon=True)
     thread.start()
     try:
-        yield DocumentServer(f"https://localhost:{server.server_address[1]}", cert_file, routes, hits)
+        yield DocumentServer(f"https://localhost:{server.server_address[1]}", ca_file, routes, hits)
     finally:
         server.shutdown()
         server.server_close()
