@@ -83,6 +83,7 @@ class Caller:
             tenant=self.tenant or "",
             request_id=request_id,
             audit=audit,
+            held_key=self.principal is not None,
         )
 
 

@@ -820,3 +820,30 @@ def test_group_mapping_is_used_over_http(client: Client, managed: Any, fake_cata
     user.groups.add(group)
     assert call(client, mint(user, make_app()), "echo", {"text": "x"}).status_code == 200
     assert fake_catalog.calls[0][0].api_key == secret
+
+
+def test_a_refused_server_held_key_sends_the_person_to_staff_not_to_a_header(
+    client: Client, managed: Any, fake_catalog: FakeCatalog
+) -> None:
+    from mcp_tools.jobnimbus.errors import AuthError
+
+    def refused(spec: ToolSpec, ctx: ToolContext, arguments: dict[str, Any]) -> ToolResult:
+        raise AuthError("JobNimbus answered 401", status=401)
+
+    fake_catalog.specs.append(
+        ToolSpec(
+            name="refused_read",
+            title="Refused read",
+            description="A read JobNimbus refuses the key of.",
+            input_schema={"type": "object", "properties": {}},
+            output_schema=None,
+            annotations={"readOnlyHint": True},
+            handler=refused,
+        )
+    )
+    token = mint(make_user(key=make_key()), make_app())
+    result = call(client, token, "refused_read", {}).json()["result"]
+    assert result["isError"] is True
+    text = result["content"][0]["text"]
+    assert "staff mapped to your user (HTTP 401)" in text
+    assert "X-JobNimbus-Api-Key" not in text

@@ -26,6 +26,7 @@ class ToolContext:
     tenant: str
     request_id: str = "-"
     audit: WriteAudit | None = field(default=None, repr=False, compare=False)
+    held_key: bool = False  # managed mode: the key is the server's, mapped by staff (the caller never saw it)
 
     @property
     def scope(self) -> CacheScope:

@@ -9,10 +9,18 @@ from __future__ import annotations
 from cacheops.errors import UpstreamError, UpstreamUnavailableError, whole_seconds
 from mcp_tools.jobnimbus.errors import AuthError, MalformedKeyError, NotFoundError, ValidationError
 
+# Managed mode: the person never saw the key, so the advice is to ask the staff who mapped it.
+HELD_KEY_REFUSED = (
+    "JobNimbus refused the JobNimbus key this server's staff mapped to your user{status}: ask them to check it and "
+    "its access profile."
+)
 
-def upstream_message(exc: UpstreamError) -> str:
-    """Return what a model should be told about a failed JobNimbus call."""
+
+def upstream_message(exc: UpstreamError, *, held_key: bool = False) -> str:
+    """Return what a model should be told about a failed JobNimbus call (`held_key`: the key is server-held)."""
     if exc.refuses_key:
+        if held_key:
+            return HELD_KEY_REFUSED.format(status=f" (HTTP {exc.status})" if isinstance(exc, AuthError) else "")
         return refused_key_message(exc)
     if exc.backs_off_key:
         return rate_limited_message(exc.retry_after_s)

@@ -102,7 +102,7 @@ def answer(ctx: ToolContext, name: str, call: Callable[[], ToolResult]) -> ToolR
     except ArgumentError as exc:
         return error_result(str(exc))
     except UpstreamError as exc:  # JobNimbus's answers, and the calls the engine refused to make
-        return error_result(upstream_message(exc), cache=_failed_read_meta(name))
+        return error_result(upstream_message(exc, held_key=ctx.held_key), cache=_failed_read_meta(name))
     except Exception:
         logger.exception("tool %s failed unexpectedly", name)
         return error_result(f"The tool {name!r} failed unexpectedly (request id {ctx.request_id}); try again later.")
