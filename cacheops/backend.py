@@ -21,9 +21,10 @@ import redis
 from django.core.cache import caches
 from django_redis import get_redis_connection
 from django_redis.exceptions import CompressorError
+from redis.cluster import RedisCluster
 from redis.exceptions import ClusterError, RedisClusterException, SlotNotCoveredError
 
-from cacheops import metrics
+from cacheops import keys, metrics
 from cacheops.breakers import redis_breaker, set_redis_probe
 from cacheops.errors import CacheBackendError
 from cacheops.keys import hash_tag
@@ -107,6 +108,19 @@ def client(instance: str | None = None) -> redis.Redis:
 
 def _client_of(alias: str) -> redis.Redis:
     return get_redis_connection(alias)
+
+
+def publish(r: Any, channel: str, payload: bytes) -> Any:
+    """PUBLISH `payload` where the subscribers listen.
+
+    On a cluster every process's subscription sits on the primary of its first channel's slot (the fill channel:
+    redis-py's ClusterPubSub, cacheops.broadcast). A PUBLISH sent to that node reaches them before it returns; sent
+    to another node it travels over the cluster bus afterwards, so a write's answer could overtake its own
+    invalidation on the way to the other processes' L1.
+    """
+    if isinstance(r, RedisCluster):
+        return r.publish(channel, payload, target_nodes=r.get_node_from_key(keys.fill_channel()))
+    return r.publish(channel, payload)
 
 
 def encode(value: Any) -> bytes:

@@ -69,6 +69,19 @@ def test_a_malformed_broadcast_does_not_stop_the_subscriber(cache_backend: Cache
     assert eng.l1.get(engine.plan(jobs).key) is not None  # applied in place, not by a reconnect emptying L1
 
 
+def test_an_invalidation_is_published_on_the_node_the_subscribers_listen_on(cache_backend: CacheEnv) -> None:
+    """On a cluster, PUBLISH counts only the subscribers of the node it reached: at least this process's listener
+    means it was sent where the subscriptions are, not left to the cluster bus to carry after it returned."""
+    from cacheops import backend
+
+    eng = engine.engine()
+    cache_backend.read(cache_backend.request())  # starts the listener
+    assert eng.subscriber.ready.wait(5)
+    message = orjson.dumps({"o": "another-process", "i": "demo", "t": [record_tag("nobody")]})
+    delivered = backend.call(lambda r: backend.publish(r, keys.invalidation_channel(), message))
+    assert delivered >= 1
+
+
 def test_an_invalidation_that_reached_the_process_applies_before_l1_answers(cache_backend: CacheEnv) -> None:
     """Once an invalidation has reached this process's socket, no read here is served the dropped entry from L1.
 

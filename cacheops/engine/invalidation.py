@@ -139,7 +139,7 @@ class Invalidation:
     def _broadcast(self, instance: str | None, tags: list[str] | None) -> None:
         payload = invalidation_message(instance, tags)
         # On the instance's Redis, where its invalidation just ran; every process subscribes on every Redis.
-        _l2(lambda: backend.call(lambda r: r.publish(keys.invalidation_channel(), payload), instance))
+        _l2(lambda: backend.call(lambda r: backend.publish(r, keys.invalidation_channel(), payload), instance))
 
     # --- reclaiming L1 memory ----------------------------------------------------------------------------
     def _reap_soon(self) -> None:
