@@ -400,6 +400,12 @@ OAUTH2_PROVIDER = {
     "CIMD_MAX_DOCUMENT_SIZE": 5 * 1024,
     "OAUTH2_PROTECTED_RESOURCE_NAME": "JobNimbus MCP server",
 }
+# Attempts per client address at the authorization server's open doors (managed.budgets): 429 beyond. Hosted
+# connectors register every user's client from their platform's few addresses, hence the generous registration rate.
+MANAGED_DOOR_RATES = {
+    "registration": e.read_rate("MANAGED_REGISTRATION_RATE") or "120/hour",
+    "sign_in": e.read_rate("MANAGED_SIGN_IN_RATE") or "10/min",
+}
 # Hosts whose Client ID Metadata Documents may be fetched from private addresses (an intranet client; tests). Empty:
 # only public addresses, the default that keeps the fetch from reaching anything inside the network.
 MANAGED_CIMD_PRIVATE_HOSTS = e.read_list("MANAGED_CIMD_PRIVATE_HOSTS", [])

@@ -17,7 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from oauth2_provider import views as oauth_views
 from oauth2_provider.settings import oauth2_settings
 
-from managed import resource_id
+from managed import budgets, resource_id
 from managed.resource import ALL_SCOPES
 
 View = Callable[..., HttpResponseBase]
@@ -82,6 +82,9 @@ class Register(oauth_views.DynamicClientRegistrationView):
     clients, whose user-less tokens the token endpoint then issued)."""
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        wait = budgets.refusal_wait("registration", request)
+        if wait is not None:
+            return _too_many(JsonResponse, "client registrations", wait)
         try:
             metadata = json.loads(request.body)
         except ValueError:
@@ -111,7 +114,24 @@ class SignIn(auth_views.LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = True
 
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        wait = budgets.refusal_wait("sign_in", request)
+        if wait is not None:
+            return _too_many(HttpResponse, "sign-in attempts", wait)
+        return super().post(request, *args, **kwargs)
+
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context.update(app_path=self.request.get_full_path(), site_header="JobNimbus MCP server")
         return context
+
+
+def _too_many(kind: type[HttpResponse], what: str, wait: int) -> HttpResponse:
+    """Return the 429 of a door whose per-address budget is spent: JSON for registration, text for sign-in."""
+    text = f"Too many {what} from your address; retry in {wait} s"
+    if kind is JsonResponse:
+        response: HttpResponse = JsonResponse({"error": "invalid_request", "error_description": text}, status=429)
+    else:
+        response = HttpResponse(text, status=429, content_type="text/plain")
+    response["Retry-After"] = str(wait)
+    return response

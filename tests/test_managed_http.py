@@ -36,6 +36,7 @@ from managed import tokens, vault
 from managed.models import JobNimbusKey, KeyAssignment, RateLimit, WriteAudit
 from mcp_tools.catalog.base import ToolContext, ToolResult, ToolSpec
 from mcp_tools.throttling import FixedWindowThrottle, LeaseStore
+from tests.fixtures.clock import Clock
 from tests.fixtures.servers import FakeCatalog, new_api_key
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_catalog")]
@@ -224,6 +225,8 @@ def oauth_error(response: Any) -> str:
 def managed(settings: Any) -> Any:
     settings.MANAGED_MODE = True
     settings.MANAGED_KEY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    # Every test here registers and signs in from 127.0.0.1; the per-address budgets have their own tests.
+    settings.MANAGED_DOOR_RATES = {"registration": "1000000/min", "sign_in": "1000000/min"}
     return settings
 
 
@@ -847,3 +850,40 @@ def test_a_refused_server_held_key_sends_the_person_to_staff_not_to_a_header(
     text = result["content"][0]["text"]
     assert "staff mapped to your user (HTTP 401)" in text
     assert "X-JobNimbus-Api-Key" not in text
+
+
+def _address() -> str:
+    # Budgets live in Redis per address and window: an address no other run of this test uses.
+    return f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
+
+
+def test_registrations_beyond_an_addresss_budget_get_429_and_create_nothing(
+    throttled: Any, frozen_clock: Clock
+) -> None:
+    throttled.MANAGED_DOOR_RATES = {**throttled.MANAGED_DOOR_RATES, "registration": "2/hour"}
+    crowd, other = Client(REMOTE_ADDR=_address()), Client(REMOTE_ADDR=_address())
+    assert [register(crowd).status_code for _ in range(2)] == [201, 201]
+    refused = register(crowd)
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 3600
+    assert refused.json()["error_description"].startswith("Too many client registrations from your address")
+    assert Application.objects.count() == 2
+    assert register(other).status_code == 201  # another address is not refused for the first one's registrations
+
+
+def test_sign_in_attempts_beyond_an_addresss_budget_get_429_without_checking_the_password(
+    throttled: Any, frozen_clock: Clock
+) -> None:
+    throttled.MANAGED_DOOR_RATES = {**throttled.MANAGED_DOOR_RATES, "sign_in": "3/min"}
+    user = make_user("guessed", key=make_key())
+    user.set_password("the-right-one-123")
+    user.save()
+    guesser, colleague = Client(REMOTE_ADDR=_address()), Client(REMOTE_ADDR=_address())
+    wrong = {"username": "guessed", "password": "wrong"}
+    assert [guesser.post("/accounts/login/", wrong).status_code for _ in range(3)] == [200, 200, 200]  # form again
+    refused = guesser.post("/accounts/login/", {"username": "guessed", "password": "the-right-one-123"})
+    assert refused.status_code == 429
+    assert refused["Retry-After"]
+    assert "_auth_user_id" not in guesser.session  # refused before the password was looked at
+    signed_in = colleague.post("/accounts/login/", {"username": "guessed", "password": "the-right-one-123"})
+    assert signed_in.status_code == 302
