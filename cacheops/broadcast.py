@@ -221,9 +221,11 @@ class _Listener:
         pubsub = self._pubsub
         if pubsub is None:
             return
-        # Locked: the listener is applying a message right now (its bytes may have left the socket already).
+        # The socket first, the lock second: the listener takes a message's bytes off the socket only while holding
+        # the lock, and holds it until the message is applied. Asked the other way round, the listener could take
+        # the lock and the bytes between the two questions, and this read would answer from L1 before it applied them.
         try:
-            if self._read_lock.locked() or _readable(pubsub, 0.0):
+            if _readable(pubsub, 0.0) or self._read_lock.locked():
                 with self._read_lock:
                     if self._pubsub is pubsub:
                         self._drain(pubsub)

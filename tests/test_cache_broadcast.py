@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from typing import Any
 
 import orjson
@@ -80,6 +82,49 @@ def test_an_invalidation_is_published_on_the_node_the_subscribers_listen_on(cach
     message = orjson.dumps({"o": "another-process", "i": "demo", "t": [record_tag("nobody")]})
     delivered = backend.call(lambda r: backend.publish(r, keys.invalidation_channel(), message))
     assert delivered >= 1
+
+
+def test_a_read_waits_for_an_invalidation_the_listener_took_off_the_socket_between_its_checks(
+    cache_backend: CacheEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reading thread asks whether bytes wait on the socket and whether the listener holds its lock. If the listener
+    takes the lock and the bytes between those two questions (a busy machine), the read must still wait for it to
+    apply the message: the socket is asked first, the lock second."""
+    if cache_backend.kind == "fake":
+        pytest.skip("needs a real socket to take bytes off")
+    eng = engine.engine()
+    listener = eng.subscriber.listeners[0]
+    request = cache_backend.request(args={"size": 10, "round": "race"}, tags=(record_tag("c-race"),))
+    cache_backend.read(request)
+    assert cache_backend.read(request).status == "hit_l1"
+    assert eng.subscriber.ready.wait(5)
+    real_readable, real_dispatch = broadcast._readable, eng.subscriber._dispatch
+    listener_may_read, applying, finish_applying = threading.Event(), threading.Event(), threading.Event()
+    listener_idles = threading.Event()
+
+    def readable(pubsub: Any, timeout_s: float) -> bool:
+        if threading.current_thread() is listener.thread and not listener_may_read.is_set():
+            listener_idles.set()
+            time.sleep(timeout_s)
+            return False  # the listener idles until the reading thread is between its two questions
+        if threading.current_thread() is not listener.thread and not listener_may_read.is_set():
+            listener_may_read.set()  # now: the listener takes the lock and the bytes, and starts applying them
+            assert applying.wait(5)
+        return real_readable(pubsub, timeout_s)
+
+    def dispatch(message: dict[str, Any]) -> None:
+        applying.set()
+        finish_applying.wait(5)
+        real_dispatch(message)
+
+    monkeypatch.setattr(broadcast, "_readable", readable)
+    monkeypatch.setattr(eng.subscriber, "_dispatch", dispatch)
+    assert listener_idles.wait(5)  # the listener's loop runs the patched check (not a select begun before the patch)
+    cache_backend.raw.delete(engine.plan(request).key)  # as the other process's invalidation did in Redis
+    message = orjson.dumps({"o": "another-process", "i": "demo", "t": [record_tag("c-race")]})
+    cache_backend.raw.publish(keys.invalidation_channel(), message)
+    threading.Timer(0.3, finish_applying.set).start()
+    assert cache_backend.read(request).status == "miss"
 
 
 def test_an_invalidation_that_reached_the_process_applies_before_l1_answers(cache_backend: CacheEnv) -> None:
