@@ -119,7 +119,12 @@ def publish(r: Any, channel: str, payload: bytes) -> Any:
     invalidation on the way to the other processes' L1.
     """
     if isinstance(r, RedisCluster):
-        return r.publish(channel, payload, target_nodes=r.get_node_from_key(keys.fill_channel()))
+        try:
+            return r.publish(channel, payload, target_nodes=r.get_node_from_key(keys.fill_channel()))
+        except (redis.RedisError, RedisClusterException):
+            # redis-py does not retry a command sent to a named node; its own routing (a refreshed slot map, its
+            # retries) at least gets the message onto the cluster bus during a failover.
+            pass
     return r.publish(channel, payload)
 
 

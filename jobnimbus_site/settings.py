@@ -396,6 +396,7 @@ OAUTH2_PROVIDER = {
     "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
     "CIMD_ENABLED": True,
     "CIMD_METADATA_FETCHER": "managed.cimd.MetadataFetcher",
+    "CIMD_REGISTRATION_PERMISSION_CLASSES": ("managed.cimd.ResolveOnlyWhenSignedIn",),
     "CIMD_FETCH_TIMEOUT_SECONDS": 5,
     "CIMD_MAX_DOCUMENT_SIZE": 5 * 1024,
     "OAUTH2_PROTECTED_RESOURCE_NAME": "JobNimbus MCP server",

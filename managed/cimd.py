@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 import urllib3
 from django.conf import settings
@@ -35,3 +36,14 @@ class MetadataFetcher(SafeMetadataFetcher):
             raise CIMDError(f"could not fetch client_id document: {exc}") from exc
         finally:
             pool.clear()
+
+
+class ResolveOnlyWhenSignedIn:
+    """CIMD_REGISTRATION_PERMISSION_CLASSES: fetch and store a client's metadata document only for the authorization
+    page, which a person reaches signed in. At the token endpoint (no one signed in) an unknown client_id URL stays
+    unknown, so nobody can make this server fetch URLs and add applications by posting made-up client ids."""
+
+    def has_permission(self, request: Any, client_id: str) -> bool:
+        if request is None:  # called from code, not from an endpoint (staff tooling, tests)
+            return True
+        return urlsplit(str(request.uri)).path.rstrip("/").endswith("/oauth/authorize")

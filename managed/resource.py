@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import F, Q
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
@@ -72,6 +73,14 @@ def authenticate(token: str, resource: str) -> Principal:
         key = vault.key_for_user(access.user)
     except vault.NoKeyMapped as exc:
         raise TokenRefused(f"Signed in as {access.user.get_username()}, but {exc}", error="no_key") from None
+    except ImproperlyConfigured:
+        # The stored key cannot be decrypted (an encryption key dropped too early): staff must act, the person cannot.
+        logger.error("The JobNimbus key mapped to %s cannot be decrypted", access.user.get_username(), exc_info=True)
+        raise TokenRefused(
+            f"Signed in as {access.user.get_username()}, but the JobNimbus key mapped to you cannot be used on this "
+            "server right now; ask the server's staff",
+            error="no_key",
+        ) from None
     rates = {
         ("user" if limit.user_id else "client"): limit.rate
         for limit in RateLimit.objects.filter(Q(user_id=access.user.pk) | Q(application_id=access.application.pk))

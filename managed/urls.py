@@ -34,5 +34,7 @@ urlpatterns = [
     path(".well-known/oauth-authorization-server", _asm, name="oauth-server-metadata"),
     path(".well-known/oauth-authorization-server/<path:issuer_path>", _asm),
     path("accounts/login/", managed_only(views.SignIn.as_view()), name="login"),
+    # Before the admin's own routes (jobnimbus_site.urls includes these first), in either mode.
+    path("admin/login/", views.admin_sign_in),
     path("accounts/logout/", managed_only(auth_views.LogoutView.as_view()), name="logout"),
 ]

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseBase, JsonResponse
 from oauth2_provider import views as oauth_views
@@ -52,20 +53,16 @@ class Authorize(oauth_views.AuthorizationView):
     """The consent page (templates/oauth2_provider/authorize.html), refusing a resource other than this server's."""
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        ours = resource_id.for_request(request)
-        foreign = [r for r in request.GET.getlist("resource") if r.rstrip("/") != ours]
-        if foreign:
-            return HttpResponseBadRequest(
-                f"invalid_target: this server issues tokens for {ours} only, not {foreign[0][:200]!r}",
-                content_type="text/plain",
-            )
-        method = request.GET.get("code_challenge_method")
-        if method is not None and method != "S256":
+        problem = _unservable(request)
+        if problem:
             # Refused before the consent page, not after the person allowed it (the toolkit checks at the code).
-            return HttpResponseBadRequest(
-                f"invalid_request: PKCE code_challenge_method must be S256, not {method[:20]!r}",
-                content_type="text/plain",
-            )
+            return HttpResponseBadRequest(problem, content_type="text/plain")
+        # The consent page is shown every time (REQUEST_APPROVAL_PROMPT "force"); the toolkit would let a client's own
+        # approval_prompt=auto skip it for a person who already holds a token.
+        if "approval_prompt" in request.GET:
+            query = request.GET.copy()
+            del query["approval_prompt"]
+            request.GET = query  # type: ignore[assignment]  # a mutable copy where the stubs expect the immutable kind
         return super().get(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
@@ -74,6 +71,20 @@ class Authorize(oauth_views.AuthorizationView):
         context["redirect_host"] = urlsplit(redirect_uri).netloc
         context["site_header"] = "JobNimbus MCP server"
         return context
+
+
+def _unservable(request: HttpRequest) -> str:
+    """Return why this authorization request can never be granted (a foreign resource, PKCE other than S256)."""
+    ours = resource_id.for_request(request)
+    foreign = [r for r in request.GET.getlist("resource") if r.rstrip("/") != ours]
+    if foreign:
+        return f"invalid_target: this server issues tokens for {ours} only, not {foreign[0][:200]!r}"
+    if not request.GET.get("code_challenge"):
+        return "invalid_request: PKCE is required: send code_challenge with code_challenge_method=S256"
+    method = request.GET.get("code_challenge_method", "plain")  # RFC 7636: no method means plain
+    if method != "S256":
+        return f"invalid_request: PKCE code_challenge_method must be S256, not {method[:20]!r}"
+    return ""
 
 
 class Register(oauth_views.DynamicClientRegistrationView):
@@ -112,7 +123,6 @@ class SignIn(auth_views.LoginView):
     """Sign-in for any active account (the admin's own sign-in takes staff only)."""
 
     template_name = "registration/login.html"
-    redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         wait = budgets.refusal_wait("sign_in", request)
@@ -124,6 +134,15 @@ class SignIn(auth_views.LoginView):
         context = super().get_context_data(**kwargs)
         context.update(app_path=self.request.get_full_path(), site_header="JobNimbus MCP server")
         return context
+
+
+def admin_sign_in(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    """The admin's own sign-in, under the same per-address budget: it checks the same accounts, staff included."""
+    if request.method == "POST":
+        wait = budgets.refusal_wait("sign_in", request)
+        if wait is not None:
+            return _too_many(HttpResponse, "sign-in attempts", wait)
+    return admin.site.login(request, extra_context)
 
 
 def _too_many(kind: type[HttpResponse], what: str, wait: int) -> HttpResponse:

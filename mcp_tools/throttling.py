@@ -18,7 +18,8 @@ own: calls JobNimbus refuses (401) still count against their key and address, be
 
 A managed-mode caller (an OAuth token of this server, run with a server-held key) is counted per user
 (MCP_THROTTLE_USER_RATE) and per OAuth client (MCP_THROTTLE_CLIENT_RATE), or at the rate staff set for that user or
-client in the admin, then per address and instance as above. Not per key: many users share one server-held key, and
+client in the admin, then per instance as above; not per address (hosted connectors call for all their users from
+a few addresses). Not per key: many users share one server-held key, and
 one of them using up the key's budget would lock out the rest.
 
 Callers without a key are not counted: they can only shake hands and list tools, which never reach JobNimbus, and
@@ -387,10 +388,11 @@ def throttles_for(caller: Caller, *, tool_call: bool = False) -> list[BaseThrott
     """
     principal = caller.principal
     if principal is not None:
+        # No address budget: hosted connectors call for all their users from a few addresses, and two busy users
+        # there would use it up for everyone; a managed caller is a signed-in person, counted as such.
         managed: list[BaseThrottle] = [
             UserRateThrottle(str(principal.user_id), principal.user_rate),
             ClientRateThrottle(str(principal.application_id), principal.client_rate),
-            AddressRateThrottle(caller.address),
         ]
         if tool_call and caller.instance is not None:
             managed.append(InstanceRateThrottle(caller.instance))

@@ -199,6 +199,47 @@ def test_a_write_stops_waiting_when_redis_stays_away(
     assert eng.invalidation.pending  # still replayed before this process next reads Redis
 
 
+def test_after_one_write_outwaited_redis_the_next_writes_try_once_and_answer(
+    cache_backend: CacheEnv, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """The rows of a bulk import during an outage must not wait the settle time each: once one settle timed out,
+    the next ones make one replay attempt; once Redis takes the invalidations, settles wait again."""
+    from cacheops.errors import CacheBackendError
+    from cacheops.invalidation import settle_refused
+
+    settings.CACHEOPS_ENGINE = {**settings.CACHEOPS_ENGINE, "WRITE_SETTLE_S": 0.3, "WRITE_SETTLE_POLL_S": 0.01}
+    eng = engine.engine()
+    take = eng.invalidation._invalidate_l2
+    attempts: list[str] = []
+    redis_away = True
+
+    def outage(instance: str, tags: list[str]) -> int:
+        attempts.append(tags[0])
+        if redis_away:
+            raise CacheBackendError("Redis refused the command")
+        return take(instance, tags)
+
+    monkeypatch.setattr(eng.invalidation, "_invalidate_l2", outage)
+    with pytest.raises(CacheBackendError):
+        eng.invalidate("demo", [record_tag("row1")])
+    assert not settle_refused()  # waited its time, replaying again and again
+    assert len(attempts) >= 2
+    settings.CACHEOPS_ENGINE = {**settings.CACHEOPS_ENGINE, "WRITE_SETTLE_S": 30.0}
+    attempts.clear()
+    assert not settle_refused()  # the next write: one attempt, no 30 s wait
+    assert attempts == [record_tag("row1")]
+    redis_away = False
+    assert settle_refused()
+    assert not eng.invalidation.pending
+    redis_away = True
+    with pytest.raises(CacheBackendError):
+        eng.invalidate("demo", [record_tag("row2")])
+    settings.CACHEOPS_ENGINE = {**settings.CACHEOPS_ENGINE, "WRITE_SETTLE_S": 0.3}
+    attempts.clear()
+    assert not settle_refused()
+    assert len(attempts) >= 2  # a new outage: the settle waits again
+
+
 def test_while_a_write_invalidation_awaits_replay_redis_entries_are_not_served(
     cache_backend: CacheEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:

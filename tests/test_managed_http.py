@@ -733,7 +733,8 @@ def test_calls_are_counted_on_the_connection(client: Client, managed: Any) -> No
 
 
 @pytest.fixture
-def throttled(managed: Any) -> Iterator[Any]:
+def throttled(managed: Any, frozen_clock: Clock) -> Iterator[Any]:
+    # Frozen: the budgets' fixed windows cannot roll over between the calls a test counts.
     reset_breakers()  # the throttles stand aside while the process's Redis breaker is not closed
     FixedWindowThrottle._leases, saved = LeaseStore(), FixedWindowThrottle._leases
     try:
@@ -857,9 +858,7 @@ def _address() -> str:
     return f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
 
 
-def test_registrations_beyond_an_addresss_budget_get_429_and_create_nothing(
-    throttled: Any, frozen_clock: Clock
-) -> None:
+def test_registrations_beyond_an_addresss_budget_get_429_and_create_nothing(throttled: Any) -> None:
     throttled.MANAGED_DOOR_RATES = {**throttled.MANAGED_DOOR_RATES, "registration": "2/hour"}
     crowd, other = Client(REMOTE_ADDR=_address()), Client(REMOTE_ADDR=_address())
     assert [register(crowd).status_code for _ in range(2)] == [201, 201]
@@ -871,9 +870,7 @@ def test_registrations_beyond_an_addresss_budget_get_429_and_create_nothing(
     assert register(other).status_code == 201  # another address is not refused for the first one's registrations
 
 
-def test_sign_in_attempts_beyond_an_addresss_budget_get_429_without_checking_the_password(
-    throttled: Any, frozen_clock: Clock
-) -> None:
+def test_sign_in_attempts_beyond_an_addresss_budget_get_429_without_checking_the_password(throttled: Any) -> None:
     throttled.MANAGED_DOOR_RATES = {**throttled.MANAGED_DOOR_RATES, "sign_in": "3/min"}
     user = make_user("guessed", key=make_key())
     user.set_password("the-right-one-123")
@@ -887,3 +884,69 @@ def test_sign_in_attempts_beyond_an_addresss_budget_get_429_without_checking_the
     assert "_auth_user_id" not in guesser.session  # refused before the password was looked at
     signed_in = colleague.post("/accounts/login/", {"username": "guessed", "password": "the-right-one-123"})
     assert signed_in.status_code == 302
+
+
+@pytest.mark.redis
+def test_a_managed_caller_is_not_charged_to_its_address(throttled: Any) -> None:
+    # A hosted connector calls for all its users from one address: two people there must not share a budget.
+    throttled.MCP = {**throttled.MCP, "THROTTLE_ADDRESS_RATE": "1/min"}
+    connector = Client(REMOTE_ADDR=_address())
+    key = make_key()
+    first, second = mint(throttled_user(key), throttled_app()), mint(throttled_user(key), throttled_app())
+    assert _statuses(connector, first, 2) + _statuses(connector, second, 2) == [200, 200, 200, 200]
+
+
+def test_the_admin_sign_in_is_under_the_same_address_budget(throttled: Any) -> None:
+    throttled.MANAGED_DOOR_RATES = {**throttled.MANAGED_DOOR_RATES, "sign_in": "2/min"}
+    guesser = Client(REMOTE_ADDR=_address())
+    wrong = {"username": "admin", "password": "wrong", "next": "/admin/"}
+    assert [guesser.post("/admin/login/", wrong).status_code for _ in range(2)] == [200, 200]
+    refused = guesser.post("/admin/login/", wrong)
+    assert refused.status_code == 429
+    assert refused["Retry-After"]
+    assert guesser.get("/admin/login/").status_code == 200  # the page itself still shows
+
+
+def test_a_client_cannot_skip_the_consent_page_with_approval_prompt(managed: Any) -> None:
+    flow = full_flow()
+    browser = Client()
+    browser.force_login(flow.user)
+    page = browser.get("/oauth/authorize/", authorize_query(flow.client_id, Pkce.new(), approval_prompt="auto"))
+    assert page.status_code == 200  # the consent page again, not a redirect carrying a code
+    assert 'name="allow"' in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("drop", "said"),
+    [("code_challenge_method", "must be S256, not 'plain'"), ("code_challenge", "PKCE is required")],
+)
+def test_an_authorization_request_without_s256_pkce_is_refused_before_the_consent_page(
+    managed: Any, drop: str, said: str
+) -> None:
+    client_id = register(Client()).json()["client_id"]
+    browser = Client()
+    browser.force_login(make_user(key=make_key()))
+    query = authorize_query(client_id, Pkce.new())
+    del query[drop]
+    page = browser.get("/oauth/authorize/", query)
+    assert page.status_code == 400
+    assert said in page.content.decode()
+    assert Grant.objects.count() == 0
+
+
+def test_the_sign_in_page_answers_a_signed_in_person_sent_back_to_it(managed: Any) -> None:
+    browser = Client()
+    browser.force_login(make_user(key=make_key()))
+    page = browser.get("/accounts/login/", {"next": "/accounts/login/"})
+    assert page.status_code == 200  # the form (sign in as someone else), not a redirect loop's 500
+
+
+def test_a_key_that_no_longer_decrypts_is_a_403_for_staff_to_fix(
+    client: Client, managed: Any, fake_catalog: FakeCatalog
+) -> None:
+    token = mint(make_user(key=make_key()), make_app())
+    managed.MANAGED_KEY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the key that encrypted it is gone
+    answer = call(client, token, "echo", {"text": "x"})
+    assert answer.status_code == 403
+    assert "ask the server's staff" in answer.json()["error"]["message"]
+    assert fake_catalog.calls == []

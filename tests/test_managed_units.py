@@ -499,3 +499,26 @@ def test_authorize_refuses_a_cimd_document_naming_another_client(
     assert any("does not match the client_id URL" in r.getMessage() for r in caplog.records)
     assert not Application.objects.exists()
     assert private_localhost.hits == [path]
+
+
+@pytest.mark.django_db
+def test_the_token_endpoint_neither_fetches_nor_stores_an_unknown_cimd_client(
+    private_localhost: DocumentServer, settings: Any
+) -> None:
+    # Anyone may post to the token endpoint: a made-up client_id URL there must not make this server fetch it nor
+    # add an application (the authorization page, reached signed in, is where a CIMD client is first looked up).
+    settings.MANAGED_MODE = True
+    url = private_localhost.serve(f"/{secrets.token_hex(4)}/client.json", DOCUMENT)
+    answer = Client().post(
+        "/oauth/token/",
+        {
+            "grant_type": "authorization_code",
+            "code": "made-up",
+            "client_id": url,
+            "redirect_uri": "http://127.0.0.1:3999/callback",
+            "code_verifier": "v" * 50,
+        },
+    )
+    assert answer.status_code in (400, 401)
+    assert private_localhost.hits == []
+    assert not Application.objects.exists()

@@ -38,6 +38,7 @@ class Invalidation:
         self.pending: deque[tuple[str, list[str]]] = deque(maxlen=10_000)
         self._lock = threading.Lock()
         self._reaping = False
+        self._settle_gave_up = False  # the last settle timed out and nothing pending has been replayed since
 
     def invalidate(self, instance: str, tags: Iterable[str]) -> int:
         """Drop entries of `instance` under `tags` in every tier and process; raise CacheBackendError if Redis fails."""
@@ -90,13 +91,19 @@ class Invalidation:
         What a write waits on when Redis refused its invalidation: each round goes through the Redis breaker, whose
         probe closes it as soon as Redis (a new primary after a failover) answers again.
         """
+        if self._settle_gave_up:
+            # A settle already waited its full time on this outage: later writes (the rows of one bulk import) try
+            # once and answer, instead of each waiting again.
+            wait_s = 0.0
         deadline = time.monotonic() + wait_s
         while True:
             self.replay_pending()
             if not self.pending:
+                self._settle_gave_up = False
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
+                self._settle_gave_up = True
                 return False
             time.sleep(min(poll_s, left))
 
