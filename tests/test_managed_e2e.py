@@ -290,14 +290,25 @@ def test_dcr_flow_discovers_registers_authorizes_calls_refreshes_and_revokes(
 # --- 2. The whole flow with a Client ID Metadata Document --------------------------------------------------------
 
 
+CIMD_DOCUMENT = {
+    "client_name": "E2E CIMD Client",
+    "redirect_uris": [REDIRECT_URI],
+    "grant_types": ["authorization_code", "refresh_token"],
+    "response_types": ["code"],
+    "token_endpoint_auth_method": "none",
+}
+CIMD_HEADERS = {"Content-Type": "application/json", "Cache-Control": "max-age=300"}
+
+
 def test_cimd_flow_uses_the_url_as_client_id_without_registration(
-    managed_site: ManagedSite, https_document_server: DocumentServer, settings: Any, logs: pytest.LogCaptureFixture
+    managed_site: ManagedSite, document_server: DocumentServer, settings: Any, logs: pytest.LogCaptureFixture
 ) -> None:
-    site, document = managed_site, https_document_server
+    site, document = managed_site, document_server
     settings.MANAGED_CIMD_PRIVATE_HOSTS = ["localhost"]
     settings.MANAGED_CIMD_CA_FILE = str(document.ca_file)
+    client_id = document.serve("/client.json", CIMD_DOCUMENT, headers=CIMD_HEADERS)
     site.user("cy", key=site.store_key("Full access", site.admin_key))
-    conn = OAuthConnection(site, Browser(site, "cy"), client_metadata_url=document.url)
+    conn = OAuthConnection(site, Browser(site, "cy"), client_metadata_url=client_id)
 
     async def work(session: ClientSession) -> tuple[list[str], CallToolResult]:
         names = [tool.name for tool in (await session.list_tools()).tools]
@@ -308,12 +319,12 @@ def test_cimd_flow_uses_the_url_as_client_id_without_registration(
     assert READ_TOOL in names
     assert structured(result)["records"] is not None
     assert conn.storage.client_info is not None
-    assert conn.storage.client_info.client_id == document.url
+    assert conn.storage.client_info.client_id == client_id
     # The server fetched the document over TLS (its own CA) and made the client from it; nobody registered.
     assert document.hits
     assert set(document.hits) == {"/client.json"}
     application = Application.objects.get()
-    assert application.client_id == document.url
+    assert application.client_id == client_id
     assert application.registration_source == Application.RegistrationSource.CIMD
     assert application.name == "E2E CIMD Client"  # the document's name, not the client's registration metadata
     assert not any(request.startswith("POST /oauth/register") for request in site.seen.requests)

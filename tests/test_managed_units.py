@@ -3,16 +3,10 @@ refuses to start with, and the Client ID Metadata Document fetcher against a rea
 
 from __future__ import annotations
 
-import http.server
-import json
 import os
 import secrets
-import ssl
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -30,7 +24,7 @@ from jobnimbus_site import env
 from managed import vault
 from managed.cimd import MetadataFetcher
 from managed.models import JobNimbusKey, KeyAssignment
-from tests.fixtures.managed import make_tls_files
+from tests.fixtures.managed import DocumentServer, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 Application = get_application_model()
@@ -272,68 +266,6 @@ def test_read_fernet_keys_reads_a_list_newest_first(monkeypatch: pytest.MonkeyPa
 
 
 # --- Client ID Metadata Documents: the fetcher against a real HTTPS server ------------------------------------------
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
-
-
-@dataclass
-class DocumentServer:
-    """An HTTPS server on 127.0.0.1 answering each path as `routes` says; `hits` lists the paths it was asked for."""
-
-    base: str
-    ca_file: Path
-    routes: dict[str, Reply]
-    hits: list[str]
-
-    def url(self, path: str) -> str:
-        return f"{self.base}{path}"
-
-    def serve(self, path: str, document: dict[str, Any] | None = None, **reply: Any) -> str:
-        """Answer `path` with `document` (its client_id defaulting to its own URL) or a raw `Reply`; return the URL."""
-        url = self.url(path)
-        if document is not None:
-            reply.setdefault("body", json.dumps({"client_id": url, **document}).encode())
-        self.routes[path] = Reply(**reply)
-        return url
-
-
-@pytest.fixture
-def document_server(tmp_path: Path) -> Iterator[DocumentServer]:
-    ca_file, cert_file, key_file = make_tls_files(tmp_path)
-    routes: dict[str, Reply] = {}
-    hits: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            hits.append(self.path)
-            reply = routes.get(self.path, Reply(status=404, body=b"{}"))
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(reply.body)))
-            self.end_headers()
-            self.wfile.write(reply.body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, name="cimd-units", daemon=True)
-    thread.start()
-    try:
-        yield DocumentServer(f"https://localhost:{server.server_address[1]}", ca_file, routes, hits)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
