@@ -13,6 +13,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = (
     "figures_cache.py",
     "figures_views.py",
+    "figures_managed.py",  # managed mode's OAuth tokens vs the key header
     "figures_servers.py",  # the web server candidates (issue 15)
     "figures_freshness.py",
     "figures_faults.py",
