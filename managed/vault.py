@@ -76,21 +76,25 @@ def reencrypt_all() -> int:
     return rotated
 
 
-def key_for_user(user: User) -> HeldKey:
+def key_for_user(user: User | int) -> HeldKey:
     """Return the key `user`'s calls run with; raise NoKeyMapped saying why there is none."""
     assignment = KeyAssignment.objects.select_related("key").filter(user=user).first()
-    if assignment is None:
-        groups = KeyAssignment.objects.select_related("key").filter(group__user=user)
-        keys = {a.key_id: a.key for a in groups}
-        if len(keys) > 1:
-            raise NoKeyMapped(
-                "your groups are mapped to different JobNimbus keys; ask the server's staff to map your user to one"
-            )
-        if not keys:
-            raise NoKeyMapped("no JobNimbus key is mapped to your user or groups; ask the server's staff to map one")
-        key = next(iter(keys.values()))
-    else:
-        key = assignment.key
-    if not key.enabled:
+    if assignment is not None:
+        return held(assignment.key.pk, assignment.key.instance, assignment.key.label, assignment.key.ciphertext,
+                    enabled=assignment.key.enabled)  # fmt: skip
+    keys = {a.key_id: a.key for a in KeyAssignment.objects.select_related("key").filter(group__user=user)}
+    if len(keys) > 1:
+        raise NoKeyMapped(
+            "your groups are mapped to different JobNimbus keys; ask the server's staff to map your user to one"
+        )
+    if not keys:
+        raise NoKeyMapped("no JobNimbus key is mapped to your user or groups; ask the server's staff to map one")
+    key = next(iter(keys.values()))
+    return held(key.pk, key.instance, key.label, key.ciphertext, enabled=key.enabled)
+
+
+def held(key_id: int, instance: str, label: str, ciphertext: str, *, enabled: bool) -> HeldKey:
+    """Return a stored key decrypted, or raise NoKeyMapped when staff disabled it."""
+    if not enabled:
         raise NoKeyMapped("the JobNimbus key mapped to you is disabled; ask the server's staff")
-    return HeldKey(key_id=key.pk, instance=key.instance, label=key.label, secret=decrypt(key.ciphertext))
+    return HeldKey(key_id=key_id, instance=instance, label=label, secret=decrypt(ciphertext))
