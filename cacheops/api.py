@@ -9,7 +9,9 @@ The work is done by cacheops.engine (L1 → Redis → single flight → upstream
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+
+from django.core.cache import caches
 
 from cacheops import backend, invalidation, metrics
 from cacheops.breakers import redis_breaker
@@ -41,6 +43,7 @@ __all__ = [
     "apply_change",
     "binding_key",
     "cache_enabled",
+    "count_in_window",
     "decoded_size",
     "guard_upstream",
     "invalidate_tags",
@@ -113,6 +116,24 @@ def redis_step(step: Callable[[], T]) -> T:
     the same Redis) through the one guarded call: under the process's Redis breaker, counted by it, and raising
     CacheBackendError when Redis fails or the breaker is open (a refusal's reply error is its `__cause__`)."""
     return backend.call(lambda _client: step())
+
+
+def count_in_window(key: str, window_s: int, amount: int = 1, *, cache: Any = None) -> int:
+    """Add `amount` to the budget counter `key` (a `throttle_window_key`) and return its new total, in one guarded round
+    trip (`redis_step`: raises CacheBackendError when Redis fails). The counter is created with its expiry, a window
+    and a second (SET NX EX works on any Redis; EXPIRE NX would need Redis 7), in `cache` (a django-redis cache;
+    None: `default`)."""
+    cache = caches["default"] if cache is None else cache
+    full_key = cache.make_key(key)
+
+    def step() -> int:
+        pipe = cast(Any, cache).client.get_client(write=True).pipeline(transaction=False)
+        pipe.set(full_key, 0, ex=window_s + 1, nx=True)
+        pipe.incrby(full_key, amount)
+        _, total = pipe.execute()
+        return int(total)
+
+    return redis_step(step)
 
 
 def redis_breaker_closed() -> bool:

@@ -37,7 +37,7 @@ from typing import Any, cast
 from redis.exceptions import ResponseError
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
-from cacheops.api import redis_breaker_closed, redis_step, throttle_budget, throttle_window_key
+from cacheops.api import count_in_window, redis_breaker_closed, redis_step, throttle_budget, throttle_window_key
 from cacheops.errors import CacheBackendError
 from mcp_tools import binding
 from mcp_tools.conf import mcp_setting
@@ -219,17 +219,7 @@ class FixedWindowThrottle(SimpleRateThrottle):
 
     def _count(self, key: str, amount: int) -> int:
         """Add `amount` to the window's counter and return the new total, in one guarded round trip."""
-
-        def step() -> int:
-            pipe = self._redis().pipeline(transaction=False)
-            full_key = self.cache.make_key(key)
-            # Created with its expiry if absent (SET NX EX: any Redis; EXPIRE NX would need Redis 7), then counted.
-            pipe.set(full_key, 0, ex=self.window_s + 1, nx=True)
-            pipe.incrby(full_key, amount)
-            _, count = pipe.execute()
-            return int(count)
-
-        return redis_step(step)
+        return count_in_window(key, self.window_s, amount, cache=self.cache)
 
     def _redis(self) -> Any:
         return cast(Any, self.cache).client.get_client(write=True)  # django-redis's raw client
@@ -386,28 +376,31 @@ def throttles_for(caller: Caller, *, tool_call: bool = False) -> list[BaseThrott
     `tool_call` is True for `tools/call`: only those are checked against the key ↔ instance binding and charged
     to the instance's budget.
     """
+    checks = _caller_checks(caller)
+    if checks and tool_call and caller.instance is not None:
+        if caller.principal is None:  # a server-held key is bound to its instance by the mapping itself
+            checks.append(KeyBindingCheck(caller))
+        checks.append(InstanceRateThrottle(caller.instance))
+    return checks
+
+
+def _caller_checks(caller: Caller) -> list[BaseThrottle]:
+    """Return the budgets of who calls: a managed caller's person and client, else the key's and the address's."""
     principal = caller.principal
     if principal is not None:
         # No address budget: hosted connectors call for all their users from a few addresses, and two busy users
         # there would use it up for everyone; a managed caller is a signed-in person, counted as such.
-        managed: list[BaseThrottle] = [
+        return [
             UserRateThrottle(str(principal.user_id), principal.user_rate),
             ClientRateThrottle(str(principal.application_id), principal.client_rate),
         ]
-        if tool_call and caller.instance is not None:
-            managed.append(InstanceRateThrottle(caller.instance))
-        return managed
-    tenant = caller.tenant
-    if tenant is None:
+    if caller.tenant is None:
         return []
-    checks: list[BaseThrottle] = [
-        AddressKeysThrottle(caller.address, tenant),
-        TenantRateThrottle(tenant),
+    return [
+        AddressKeysThrottle(caller.address, caller.tenant),
+        TenantRateThrottle(caller.tenant),
         AddressRateThrottle(caller.address),
     ]
-    if tool_call and caller.instance is not None:
-        checks += [KeyBindingCheck(caller), InstanceRateThrottle(caller.instance)]
-    return checks
 
 
 def first_refusal(checks: list[BaseThrottle], request: Any, view: Any) -> FixedWindowThrottle | None:
