@@ -60,7 +60,7 @@ class Caller:
     api_key: str | None = field(repr=False)
     address: str = "unknown"
     principal: managed_resource.Principal | None = None  # managed mode: the token's user, client, scopes and key
-    challenge: str = ""  # managed mode: the WWW-Authenticate of a 401 (names the resource metadata)
+    resource_metadata: str = ""  # managed mode: where the resource metadata is, for the WWW-Authenticate challenges
 
     @cached_property
     def tenant(self) -> str | None:
@@ -71,11 +71,11 @@ class Caller:
         """Return the context a call of `tool` runs in; raise 401/400 when the key or instance is missing, 403 when
         a managed token lacks the scope `tool` needs."""
         if self.api_key is None:
-            raise missing_key(self.challenge)
+            raise missing_key()
         audit = None
         if self.principal is not None:
             if catalog().is_write_tool(tool) and not self.principal.allows(managed_resource.WRITE_SCOPE):
-                raise insufficient_scope(tool, self.challenge)
+                raise insufficient_scope(tool, self.resource_metadata)
             audit = write_recorder(self.principal)
         return ToolContext(
             instance=require_instance(self.instance),
@@ -96,22 +96,22 @@ def resolve_caller(request: HttpRequest) -> Caller:
         return _managed_caller(request, bearer, address)
     caller = Caller(instance=_instance(request), api_key=_api_key(request), address=address)
     if caller.api_key is None and settings.MANAGED_MODE:
-        raise missing_key(_challenge(request))
+        raise sign_in_required(resource_id.metadata_url(request))
     return caller
 
 
 def _managed_caller(request: HttpRequest, token: str, address: str) -> Caller:
-    challenge = _challenge(request)
     if not settings.MANAGED_MODE:
         raise Unauthorized(
             "This is an OAuth access token, but managed mode is off on this server: send your JobNimbus API key in "
             f"the {KEY_HEADER} header instead",
             headers={"WWW-Authenticate": f'{_AUTH_REALM}, error="invalid_token"'},
         )
+    metadata = resource_id.metadata_url(request)
     try:
         principal = managed_resource.authenticate(token, resource_id.for_request(request))
     except managed_resource.TokenRefused as refused:
-        raise _token_refusal(refused, challenge) from None
+        raise _token_refusal(refused, metadata) from None
     named = request.headers.get(INSTANCE_HEADER, "").strip()
     if named and named != principal.key.instance:
         raise BadRequest(
@@ -124,33 +124,43 @@ def _managed_caller(request: HttpRequest, token: str, address: str) -> Caller:
         api_key=principal.key.secret,
         address=address,
         principal=principal,
-        challenge=challenge,
+        resource_metadata=metadata,
     )
 
 
-def _challenge(request: HttpRequest) -> str:
-    scopes = " ".join(managed_resource.ALL_SCOPES)
-    return f'Bearer resource_metadata="{resource_id.metadata_url(request)}", scope="{scopes}"'
+def oauth_challenge(metadata_url: str, **params: str) -> str:
+    """Return the WWW-Authenticate of managed mode's refusals (RFC 6750, with RFC 9728's resource_metadata): the one
+    place its parameters are written; quotes in values become apostrophes."""
+    fields = {"resource_metadata": metadata_url, "scope": " ".join(managed_resource.ALL_SCOPES), **params}
+    return "Bearer " + ", ".join(f"{name}={_quoted(value)}" for name, value in fields.items())
 
 
-def _token_refusal(refused: managed_resource.TokenRefused, challenge: str) -> Unauthorized | Forbidden:
+def _quoted(value: str) -> str:
+    return '"' + value.replace('"', "'") + '"'
+
+
+def sign_in_required(metadata_url: str) -> Unauthorized:
+    """Return the 401 for a request without credentials while managed mode is on: the challenge OAuth clients follow."""
+    return Unauthorized(
+        "Sign in: this server uses OAuth (connect by URL and your client opens the sign-in page), or send "
+        f"your JobNimbus API key in the {KEY_HEADER} header",
+        headers={"WWW-Authenticate": oauth_challenge(metadata_url)},
+    )
+
+
+def _token_refusal(refused: managed_resource.TokenRefused, metadata_url: str) -> Unauthorized | Forbidden:
     if refused.error == "no_key":
         return Forbidden(refused.reason)
-    description = refused.reason.replace('"', "'")
-    return Unauthorized(
-        refused.reason,
-        headers={"WWW-Authenticate": f'{challenge}, error="invalid_token", error_description="{description}"'},
-    )
+    challenge = oauth_challenge(metadata_url, error="invalid_token", error_description=refused.reason)
+    return Unauthorized(refused.reason, headers={"WWW-Authenticate": challenge})
 
 
-def insufficient_scope(tool: str, challenge: str) -> Forbidden:
+def insufficient_scope(tool: str, metadata_url: str) -> Forbidden:
     """Return the 403 for a write tool called with a token that may only read (RFC 6750 `insufficient_scope`)."""
-    scopes = " ".join(managed_resource.ALL_SCOPES)
-    header = challenge.replace(f'scope="{scopes}"', f'scope="{scopes}", error="insufficient_scope"')
     return Forbidden(
         f"{tool} changes JobNimbus records: it needs the {managed_resource.WRITE_SCOPE} scope, and this access token "
         f"has only {managed_resource.READ_SCOPE}. Reconnect and allow changes to use it.",
-        headers={"WWW-Authenticate": header},
+        headers={"WWW-Authenticate": oauth_challenge(metadata_url, error="insufficient_scope")},
         data={"scope": managed_resource.WRITE_SCOPE},
     )
 
@@ -184,14 +194,8 @@ def require_instance(instance: str | None) -> str:
     )
 
 
-def missing_key(challenge: str = "") -> Unauthorized:
-    """Return the 401 for a call without a JobNimbus API key (in managed mode: the OAuth challenge)."""
-    if challenge:
-        return Unauthorized(
-            "Sign in: this server uses OAuth (connect by URL and your client opens the sign-in page), or send "
-            f"your JobNimbus API key in the {KEY_HEADER} header",
-            headers={"WWW-Authenticate": challenge},
-        )
+def missing_key() -> Unauthorized:
+    """Return the 401 for a call without a JobNimbus API key."""
     return Unauthorized(
         f"Send your JobNimbus API key in the {KEY_HEADER} header (or Authorization: Bearer <key>)",
         headers={"WWW-Authenticate": _AUTH_REALM},
