@@ -19,7 +19,6 @@ from oauth2_provider import views as oauth_views
 from oauth2_provider.settings import oauth2_settings
 
 from managed import budgets, resource_id
-from managed.resource import ALL_SCOPES
 
 View = Callable[..., HttpResponseBase]
 
@@ -44,9 +43,6 @@ class ProtectedResourceMetadata(oauth_views.OAuthProtectedResourceMetadataView):
 
     def get_authorization_servers(self, request: HttpRequest) -> list[str]:
         return [request.build_absolute_uri("/").rstrip("/")]  # the issuer as RFC 8414 metadata states it
-
-    def get_scopes_supported(self) -> list[str]:
-        return list(ALL_SCOPES)
 
 
 class Authorize(oauth_views.AuthorizationView):

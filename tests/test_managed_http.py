@@ -284,6 +284,7 @@ def test_no_credentials_in_managed_mode_get_the_oauth_challenge(client: Client, 
     metadata = client.get(urlsplit(METADATA_URL).path).json()  # the URL the challenge names answers
     assert metadata["resource"] == RESOURCE
     assert metadata["authorization_servers"] == ["http://testserver"]
+    assert metadata["scopes_supported"] == BOTH.split()
 
 
 def test_no_credentials_with_managed_mode_off_still_shake_hands(client: Client, settings: Any) -> None:
